@@ -1,0 +1,105 @@
+"""Reading real image files safely: EXIF orientation, odd modes to RGB, a decompression-bomb limit, one-line errors.
+
+Every image that enters artlab (collection builders, training, uploads in the app) goes through ``load_image``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+ImageSource = Union[str, os.PathLike, bytes, BinaryIO]
+
+#: Largest image we decode, in pixels. Met "original" scans reach ~50 MP; a 20000 x 20000 bomb is 400 MP.
+MAX_PIXELS = 120_000_000
+
+#: What the app's uploader accepts (Pillow reads more, but these are what collections hold).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+
+
+def _name(source: ImageSource, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    return getattr(source, "name", None) or "upload"
+
+
+def load_image(source: ImageSource, *, name: str | None = None, min_side: int | None = None,
+               max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open ``source`` (path, bytes or file object) as an upright 8-bit RGB image.
+
+    ``min_side`` lets JPEGs decode at a reduced scale (draft mode) while keeping both sides at least that long:
+    several times faster for large scans that will be resized to a few hundred pixels anyway.
+    Raises ImageError naming the file for anything that is not a readable image or is larger than ``max_pixels``.
+    """
+    label = _name(source, name)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"not an image file: {label} is empty (0 bytes)")
+        source = io.BytesIO(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(source)
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageError(f"image too large to open safely: {label} is {w} x {h} pixels "
+                                 f"(limit {max_pixels // 1_000_000} megapixels)")
+            if min_side and im.format == "JPEG":
+                im.draft("RGB", (min_side, min_side))
+            im.seek(0)  # animated GIF/WebP: the first frame
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return to_rgb(im)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"no such file: {label}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image file: {label}") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"image too large to open safely: {label}") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise ImageError(f"unreadable image: {label} ({exc})") from None
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB; transparency is composited on white (paper), 16-bit and float are rescaled."""
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, im).convert("RGB")
+    return im.convert("RGB")
+
+
+def fit_within(im: Image.Image, max_side: int) -> Image.Image:
+    """A copy no larger than ``max_side`` on its long side, aspect ratio kept (never upscaled)."""
+    w, h = im.size
+    scale = min(1.0, max_side / max(w, h))
+    if scale == 1.0:
+        return im.copy()
+    return im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+
+
+def encode_jpeg(im: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
