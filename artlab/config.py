@@ -1,0 +1,76 @@
+"""Training configuration: one frozen dataclass shared by the CLI, experiment configs and the app."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .errors import ConfigError
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULERS = ("none", "step", "plateau")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    collection: str
+    label: str = "genre"
+    backbone: str = "efficientnet_lite0"
+    method: str = "partial"
+    head: str = "linear"
+    optimizer: str = "adam"
+    lr: float | None = None  # None: 1e-3 for Adam, 1e-2 for SGD
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    scheduler: str = "none"
+    step_size: int = 7
+    gamma: float = 0.1
+    plateau_patience: int = 2
+    epochs: int = 20
+    patience: int = 5  # early stopping: epochs without a better validation loss
+    batch_size: int = 32
+    seed: int = 0
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    group_by_artist: bool = False
+    min_per_class: int = 5
+    max_per_class: int | None = None
+    classes: tuple[str, ...] | None = None
+    class_weights: bool = False  # weight the loss by inverse class frequency (the culture study's imbalance)
+    cache_views: int = 4  # augmented views of each training image whose frozen output is cached (0: no cache)
+    knn_ks: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
+    weights_file: str | None = None
+    device: str = "auto"
+    workers: int = 0
+
+    def __post_init__(self):
+        from .backbones import get_backbone
+        from .models import HEADS, METHODS
+        from .splits import check_ratios
+        get_backbone(self.backbone)
+        for value, allowed, what in ((self.method, METHODS, "method"), (self.head, HEADS, "head"),
+                                     (self.optimizer, OPTIMIZERS, "optimizer"), (self.scheduler, SCHEDULERS, "scheduler")):
+            if value not in allowed:
+                raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+        check_ratios(tuple(self.split))
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ConfigError("epochs, batch size and patience must be at least 1")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-3 if self.optimizer == "adam" else 1e-2)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)

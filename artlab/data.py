@@ -1,0 +1,86 @@
+"""From a collection to a task: labelled rows, chosen classes, a split, and image datasets for torch."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .collection import labelled, read_manifest
+from .config import TrainConfig
+from .errors import CollectionError
+from .images import load_image
+from .splits import stratified_split
+
+
+@dataclasses.dataclass
+class Task:
+    root: Path
+    label: str
+    classes: list[str]
+    df: pd.DataFrame  # labelled rows with columns y (class index) and split
+    dropped_classes: dict[str, int]
+
+    def rows(self, split: str) -> pd.DataFrame:
+        return self.df[self.df["split"] == split]
+
+    def split_sizes(self) -> dict[str, int]:
+        return {s: int((self.df["split"] == s).sum()) for s in ("train", "val", "test")}
+
+
+def make_task(cfg: TrainConfig) -> Task:
+    """Read the collection, keep the classes with enough images, and split them (seeded, stratified)."""
+    root = Path(cfg.collection)
+    df = labelled(read_manifest(root), cfg.label).reset_index(drop=True)
+    counts = df[cfg.label].value_counts()
+    wanted = list(cfg.classes) if cfg.classes else sorted(counts.index)
+    unknown = [c for c in wanted if c not in counts.index]
+    if unknown:
+        raise CollectionError(f"class(es) not in the collection: {', '.join(unknown)} "
+                              f"(it has: {', '.join(sorted(counts.index))})")
+    classes = sorted(c for c in wanted if counts[c] >= cfg.min_per_class)
+    dropped = {c: int(counts[c]) for c in wanted if counts[c] < cfg.min_per_class}
+    if len(classes) < 2:
+        raise CollectionError(f"fewer than two '{cfg.label}' classes have at least {cfg.min_per_class} images "
+                              f"(counts: {dict(counts)})")
+    df = df[df[cfg.label].isin(classes)]
+    if cfg.max_per_class:
+        df = df.groupby(cfg.label, group_keys=False).apply(
+            lambda g: g.sample(min(len(g), cfg.max_per_class), random_state=cfg.seed))
+    df = df.sort_values("id").reset_index(drop=True)
+    df["y"] = df[cfg.label].map({c: i for i, c in enumerate(classes)}).astype(int)
+    groups = df["artist"] if cfg.group_by_artist else None
+    df["split"] = stratified_split(df[cfg.label], cfg.split, cfg.seed, groups=groups)
+    return Task(root=root, label=cfg.label, classes=classes, df=df, dropped_classes=dropped)
+
+
+class ImageDataset(Dataset):
+    """Images of a collection through a transform; JPEGs decode at reduced scale when they are much larger."""
+
+    def __init__(self, root: Path, paths: list[str], transform, min_side: int | None = None,
+                 labels: list[int] | None = None):
+        self.root, self.paths, self.transform, self.min_side = Path(root), list(paths), transform, min_side
+        self.labels = None if labels is None else list(labels)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        x = self.transform(load_image(self.root / self.paths[i], min_side=self.min_side))
+        return x if self.labels is None else (x, self.labels[i])
+
+
+def loader(dataset: Dataset, batch_size: int, workers: int = 0, shuffle: bool = False) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                      persistent_workers=False, pin_memory=False)
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 (the loss then treats a rare culture like a common one)."""
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)

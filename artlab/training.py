@@ -1,0 +1,130 @@
+"""The training loop: cross-entropy, Adam or SGD, an optional scheduler, early stopping on validation loss.
+
+It takes the model, the batches and the forward function explicitly, so the same loop trains on images (finetune,
+scratch) or on cached outputs of the frozen part (partial, transfer: the CPU path). The best-validation weights are
+what comes back. A resume file, written atomically after every epoch, lets a killed run pick up where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .io import atomic_save
+from .models import Classifier, train_mode, trained_state
+from .progress import Progress
+
+Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclasses.dataclass
+class FitResult:
+    history: list[dict]
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    stopped_early: bool
+    seconds: float
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.gamma,
+                                                          patience=cfg.plateau_patience)
+    return None
+
+
+def run_epoch(forward, batches, criterion, device, opt=None, progress: Progress | None = None) -> tuple[float, float]:
+    """One pass; trains when ``opt`` is given. Returns (mean loss, accuracy)."""
+    total, loss_sum, correct = 0, 0.0, 0
+    for x, y in batches():
+        x, y = x.to(device, non_blocking=True).float(), y.to(device)
+        with torch.set_grad_enabled(opt is not None):
+            logits = forward(x)
+            loss = criterion(logits, y)
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        total += len(y)
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        if progress:
+            progress.advance(len(y))
+    return loss_sum / max(total, 1), correct / max(total, 1)
+
+
+def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batches: Batches, n_train: int,
+        cfg: TrainConfig, device: torch.device, criterion: nn.Module, progress: Progress,
+        resume_file: Path | None = None) -> FitResult:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, cfg)
+    sched = make_scheduler(opt, cfg)
+    state = {"epoch": 0, "history": [], "best_loss": math.inf, "best_epoch": 0, "since_best": 0,
+             "best_state": trained_state(model, cfg.method), "seconds": 0.0}
+    if resume_file is not None and resume_file.is_file():
+        state = _restore(resume_file, model, opt, sched)
+        progress.message(f"resuming after epoch {state['epoch']}")
+    stopped = False
+    while state["epoch"] < cfg.epochs and not stopped:
+        epoch, t0 = state["epoch"] + 1, time.perf_counter()
+        torch.manual_seed(cfg.seed * 1000 + epoch)  # shuffling and dropout replay identically after a resume
+        progress.stage(f"epoch {epoch}/{cfg.epochs}", n_train)
+        train_mode(model, cfg.method)
+        tr_loss, tr_acc = run_epoch(forward, train_batches, criterion, device, opt, progress)
+        model.eval()
+        va_loss, va_acc = run_epoch(forward, val_batches, criterion, device)
+        lr = opt.param_groups[0]["lr"]
+        if sched is not None:
+            sched.step(va_loss) if cfg.scheduler == "plateau" else sched.step()
+        improved = va_loss < state["best_loss"] - 1e-7
+        if improved:
+            state.update(best_loss=va_loss, best_epoch=epoch, since_best=0,
+                         best_state=trained_state(model, cfg.method))
+        else:
+            state["since_best"] += 1
+        state["seconds"] += time.perf_counter() - t0
+        state["history"].append({"epoch": epoch, "train_loss": tr_loss, "train_accuracy": tr_acc, "val_loss": va_loss,
+                                 "val_accuracy": va_acc, "lr": lr, "best": improved,
+                                 "seconds": time.perf_counter() - t0})
+        state["epoch"] = epoch
+        progress.message(f"epoch {epoch}: train loss {tr_loss:.3f} acc {tr_acc:.3f} | val loss {va_loss:.3f} "
+                         f"acc {va_acc:.3f}{' *' if improved else ''}")
+        stopped = state["since_best"] >= cfg.patience
+        if resume_file is not None:
+            _checkpoint(resume_file, state, model, opt, sched, cfg.method)
+    progress.done()
+    return FitResult(state["history"], state["best_state"], state["best_epoch"],
+                     stopped_early=stopped and state["epoch"] < cfg.epochs, seconds=state["seconds"])
+
+
+def _checkpoint(path: Path, state: dict, model, opt, sched, method: str) -> None:
+    blob = dict(state, model=trained_state(model, method), optimizer=opt.state_dict(),
+                scheduler=sched.state_dict() if sched is not None else None)
+    atomic_save(path, lambda tmp: torch.save(blob, tmp))
+
+
+def _restore(path: Path, model, opt, sched) -> dict:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(blob.pop("model"), strict=False)
+    opt.load_state_dict(blob.pop("optimizer"))
+    sched_state = blob.pop("scheduler")
+    if sched is not None and sched_state is not None:
+        sched.load_state_dict(sched_state)
+    blob["best_state"] = copy.deepcopy(blob["best_state"])
+    return blob
