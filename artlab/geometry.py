@@ -66,7 +66,7 @@ def umap_coordinates(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 1
     if n < 4:
         return np.zeros((n, 2))
     reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(n_neighbors, n - 1)), random_state=seed,
-                        metric="cosine", init="random" if n < 10 else "spectral")
+                        metric="cosine", init="random" if n < 10 else "spectral", n_jobs=1)
     return reducer.fit_transform(np.asarray(embeddings, dtype=np.float32))
 
 

