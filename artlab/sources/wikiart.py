@@ -111,8 +111,9 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     WikiArt's names ("still_life") or artlab's ("still life"). The same data and seed give the same images; a rerun
     reuses every image already written (change ``max_side`` or ``seed`` in a fresh ``out`` to avoid mixing).
     """
-    if per_class < 1 or max_side < 1:
-        raise ConfigError(f"per_class and max_side must be positive (got {per_class} and {max_side})")
+    if per_class < 1 or max_side < 1 or seed < 0:
+        raise ConfigError(f"per_class and max_side must be positive and seed not negative "
+                          f"(got {per_class}, {max_side}, {seed})")
     out = Path(out)
     shards = resolve_shards(source, out / CACHE, endpoint=endpoint, progress=download_progress)
     index, names = read_index(shards)
@@ -124,10 +125,7 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     atomic_write_json(out / CACHE / REJECTS, {"source": str(source), "rejects": rejects})
     df = _manifest(index, names, kept)
     _summarise(report, len(index), names, plan, kept, tried, per_class, seed, max_side)
-    _note_orphans(out, df, report)
-    if any(out / CACHE in shard.parents for shard in shards):
-        size = sum(shard.stat().st_size for shard in shards) / 1e9
-        report.notes.append(f"hub shards cached in {out / CACHE} ({size:.2f} GB): delete it when no rebuild is needed")
+    _note_leftovers(out, df, shards, report)
     write_manifest(out, df, report)
     return report
 
@@ -261,8 +259,6 @@ def _collect(out: Path, shards: Sequence[Path], index: pd.DataFrame, names: dict
     cursor = dict.fromkeys(plan, 0)
     total = sum(min(per_class, len(order)) for order in plan.values())
     done = 0
-    if progress:
-        progress(0, total)
     while batch := _next_batch(plan, kept, cursor, per_class, rejects, report):
         for row, ok in _materialise(out, shards, index, names, batch, max_side, rejects, report):
             if ok:
@@ -306,11 +302,12 @@ def _materialise(out: Path, shards: Sequence[Path], index: pd.DataFrame, names: 
             row = int(local_to_row[local])
             try:
                 _write_image(blob, row, out / _image_path(names, batch[row], row), max_side)
-                yield row, True
             except ImageError as exc:
                 rejects[image_id(row)] = str(exc)
                 report.drop(str(exc))
                 yield row, False
+                continue
+            yield row, True
 
 
 def _write_image(blob: bytes | None, row: int, target: Path, max_side: int) -> None:
@@ -386,7 +383,7 @@ _FILE_NAME = re.compile(r"^(?:(?P<artist>[^_]+)_)?(?P<title>.*?)(?:-(?P<year>1\d
 
 
 def display_name(slug: str) -> str:
-    """'vincent-van-gogh' -> 'Vincent van Gogh' (WikiArt slugs lose accents and inner hyphens; we cannot restore them)."""
+    """'vincent-van-gogh' -> 'Vincent van Gogh'. Slugs lost accents and inner hyphens; we cannot restore them."""
     if slug in ARTIST_DISPLAY:
         return ARTIST_DISPLAY[slug]
     words = [w for w in slug.split("-") if w]
@@ -423,12 +420,16 @@ def _summarise(report: BuildReport, n_rows: int, names: dict, plan: dict[int, np
     report.notes.append(f"license: {LICENSE}")
 
 
-def _note_orphans(out: Path, df: pd.DataFrame, report: BuildReport) -> None:
+def _note_leftovers(out: Path, df: pd.DataFrame, shards: Sequence[Path], report: BuildReport) -> None:
+    """Say what lies in ``out`` beyond the collection: images of earlier samples, downloaded shards."""
     listed = set(df["path"])
     orphans = [p for p in (out / "images").rglob("*.jpg") if p.relative_to(out).as_posix() not in listed]
     if orphans:
         report.notes.append(f"{len(orphans)} image file(s) under images/ are not in this sample (an earlier build "
                             f"with other settings); the manifest ignores them")
+    if any(out / CACHE in shard.parents for shard in shards):
+        size = sum(shard.stat().st_size for shard in shards) / 1e9
+        report.notes.append(f"hub shards cached in {out / CACHE} ({size:.2f} GB): delete it when no rebuild is needed")
 
 
 # --- the hub, over plain HTTP -----------------------------------------------------------------------------------
@@ -474,8 +475,12 @@ def hub_shard_urls(repo: str, *, endpoint: str | None = None, session=None) -> l
     base = hub_endpoint(endpoint)
     api = f"{base}/api/datasets/{repo}/parquet/default/train"
     session = session or _session()
-    response = _retrying(f"list the shards of {repo}", lambda: _request(session, api, _auth_headers(api, base),
-                                                                        stream=False))
+    try:
+        response = _retrying(f"list the shards of {repo}", lambda: _request(session, api, _auth_headers(api, base),
+                                                                            stream=False))
+    except _NotFound:
+        raise DownloadError(f"no dataset '{repo}' on {base} (HTTP 404 from {api}), and no local file or folder "
+                            f"of that name") from None
     try:
         urls = response.json()
     except ValueError:
@@ -505,6 +510,10 @@ def download(url: str, target: Path, *, session=None, headers: dict | None = Non
 
 class _Transient(Exception):
     """A failure worth retrying: a dropped connection, a timeout, a 5xx answer, a short body."""
+
+
+class _NotFound(DownloadError):
+    """HTTP 404."""
 
 
 def _retrying(what: str, step: Callable[[], T]) -> T:
@@ -569,7 +578,7 @@ def _request(session, url: str, headers: dict, *, stream: bool, ok: tuple[int, .
         raise DownloadError(f"the hub refused {url} (HTTP {response.status_code}): set HF_TOKEN to a token that "
                             f"may read this dataset (and accept its terms on the hub)")
     if response.status_code == 404:
-        raise DownloadError(f"not found on the hub (HTTP 404): {url}")
+        raise _NotFound(f"not found on the hub (HTTP 404): {url}")
     if response.status_code == 429 or response.status_code >= 500:
         raise _Transient(f"{url}: HTTP {response.status_code}")
     raise DownloadError(f"unexpected answer from the hub for {url}: HTTP {response.status_code}")

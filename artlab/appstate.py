@@ -1,0 +1,464 @@
+"""App-side cached loaders: the one artlab module that imports Streamlit.
+
+Loaders are keyed on the run folder *and* the modification time of its card.json, so a run retrained in place is read
+afresh. ``st.cache_resource`` holds one Predictor per run, shared by every session (it carries its own lock for
+explanations); ``st.cache_data`` holds the tables and arrays derived from a run. No widget is created inside a cached
+function. ``run_safely`` is how pages call into artlab: a user-facing ArtlabError becomes ``st.error(message)``; an
+unexpected exception is logged with its traceback and shown as one plain line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from .errors import ArtlabError, ImageError, RunError
+from .images import encode_jpeg, fit_within, load_image
+from .runs import Run, find_runs
+
+log = logging.getLogger("artlab.app")
+
+RUNS_ENV = "ARTLAB_RUNS"
+APP_ROOT = Path(__file__).resolve().parent.parent
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "tif", "tiff"]
+DEFAULTS = {"cam_method": "gradcam", "cam_alpha": 0.5, "open_cams": []}
+
+
+# --- state and errors ---------------------------------------------------------------------------------------------
+
+def default_runs_root() -> Path:
+    """``$ARTLAB_RUNS`` if set, else ``checkpoints/`` beside app.py."""
+    env = os.environ.get(RUNS_ENV)
+    return Path(env).expanduser() if env else APP_ROOT / "checkpoints"
+
+
+def init_state() -> None:
+    """Session defaults, set once by app.py before any page runs."""
+    st.session_state.setdefault("runs_root", str(default_runs_root()))
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+
+
+def run_safely(fn: Callable[..., Any], *args, what: str = "doing that", **kwargs) -> Any:
+    """``fn(*args, **kwargs)``, or None after showing what went wrong in plain words (never a traceback)."""
+    try:
+        return fn(*args, **kwargs)
+    except ArtlabError as exc:
+        st.error(str(exc))
+    except Exception:  # noqa: BLE001 - the page must go on; the traceback goes to the server log
+        log.exception("unexpected error while %s", what)
+        st.error(f"Something went wrong while {what}. The details are in the server log.")
+    return None
+
+
+def require_frame() -> None:
+    """Make sure app.py (the frame: sidebar, state defaults) runs around the page.
+
+    Because the pages live in a folder named ``pages/``, Streamlit starts each process (and AppTest each run) in its
+    legacy multipage mode, which runs a requested page file on its own, without app.py, until ``st.navigation`` has
+    been called once. A page that finds itself in that mode switches it off and reruns, so app.py runs first.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without this internal: nothing to work around
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def current_run() -> Run:
+    """The run chosen in the sidebar, or a plain message and the end of the page."""
+    require_frame()
+    path = st.session_state.get("run_path")
+    if not path:
+        st.info("Choose a trained model in the sidebar to begin.")
+        st.stop()
+    run = run_safely(open_run, path, what="opening the model")
+    if run is None:
+        st.stop()
+    return run
+
+
+# --- runs ---------------------------------------------------------------------------------------------------------
+
+def _stamp(run_path: str) -> int:
+    try:
+        return (Path(run_path) / "card.json").stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def list_runs(root: str) -> list[str]:
+    """Complete runs directly under ``root`` (refreshed every 20 s, so a newly trained run appears)."""
+    return [str(p) for p in find_runs(Path(root).expanduser())]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _open(run_path: str, stamp: int) -> Run:
+    return Run.open(run_path)
+
+
+def open_run(run_path: str) -> Run:
+    """The run folder's card, checked (RunError with a plain message if missing or incomplete)."""
+    return _open(str(run_path), _stamp(str(run_path)))
+
+
+@st.cache_resource(show_spinner="Loading the two models…", max_entries=4)
+def _predictor(run_path: str, stamp: int):
+    from .inference import Predictor
+    return Predictor(Run.open(run_path))
+
+
+def load_predictor(run_path: str):
+    """One Predictor per run, shared by all sessions (read-only; explanations take ``predictor.lock``)."""
+    return _predictor(str(run_path), _stamp(str(run_path)))
+
+
+def card(run_path: str) -> dict:
+    return open_run(run_path).card
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _table(run_path: str, stamp: int, what: str):
+    """One of the run's files, read through Run (predictions, paintings, embeddings, geometry, umap, history)."""
+    return getattr(Run.open(run_path), what)()
+
+
+def _read(run_path, what: str):
+    return _table(str(run_path), _stamp(str(run_path)), what)
+
+
+def predictions(run_path: str) -> pd.DataFrame:
+    return _read(run_path, "predictions")
+
+
+def paintings(run_path: str) -> pd.DataFrame:
+    return _read(run_path, "paintings")
+
+
+def embeddings(run_path: str) -> dict[str, np.ndarray]:
+    return _read(run_path, "embeddings")
+
+
+def geometry(run_path: str) -> dict:
+    return _read(run_path, "geometry")
+
+
+def umap(run_path: str) -> np.ndarray | None:
+    return _read(run_path, "umap")
+
+
+def history(run_path: str) -> pd.DataFrame:
+    return _read(run_path, "history")
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def results_tables(root: str) -> list[tuple[str, pd.DataFrame]]:
+    """Every ``results.csv`` (from ``artlab experiment``) found under ``root``, as (relative path, table)."""
+    base = Path(root).expanduser()
+    out = []
+    for p in sorted(base.rglob("results.csv")) if base.is_dir() else []:
+        try:
+            out.append((str(p.relative_to(base)), pd.read_csv(p)))
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            log.warning("unreadable %s: %s", p, exc)
+    return out
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def runs_overview(root: str) -> pd.DataFrame:
+    """One row per run under ``root``: what it classifies, how it was trained, both models' test accuracy."""
+    rows = []
+    for path in list_runs(root):
+        try:
+            c = open_run(path).card
+        except RunError:
+            continue
+        m = c.get("metrics", {})
+        rows.append({"run": Path(path).name, "classifies": c["task"]["label"], "classes": len(c["task"]["classes"]),
+                     "paintings": c["task"].get("n_images"), "backbone": c["backbone"]["name"],
+                     "training": c.get("method"), "head": c.get("head"),
+                     "fine-tuned accuracy": m.get("finetuned", {}).get("accuracy"),
+                     "kNN accuracy": m.get("knn", {}).get("accuracy"), "k": m.get("knn", {}).get("k")})
+    return pd.DataFrame(rows)
+
+
+# --- derived tables (pure functions, cached by their callers' wrappers) ------------------------------------------
+
+METRIC_ROWS = [("accuracy", "accuracy"), ("top-3 accuracy", "top3_accuracy"), ("precision (macro)", "precision_macro"),
+               ("recall (macro)", "recall_macro"), ("F1 (macro)", "f1_macro"),
+               ("precision (weighted)", "precision_weighted"), ("recall (weighted)", "recall_weighted"),
+               ("F1 (weighted)", "f1_weighted")]
+
+
+def metrics_frame(card: dict) -> pd.DataFrame:
+    """The study's Table 1: both models' test metrics side by side."""
+    m = card["metrics"]
+    k = m["knn"].get("k")
+    cols = {"fine-tuned model": m["finetuned"], f"kNN baseline (k={k})": m["knn"]}
+    return pd.DataFrame({name: [float(v.get(key, float("nan"))) for _, key in METRIC_ROWS]
+                         for name, v in cols.items()}, index=[label for label, _ in METRIC_ROWS])
+
+
+def per_class_frame(card: dict) -> pd.DataFrame:
+    m, classes = card["metrics"], card["task"]["classes"]
+    return pd.DataFrame({
+        "test paintings": [m["finetuned"]["per_class"][c]["support"] for c in classes],
+        "fine-tuned recall": [m["finetuned"]["per_class"][c]["recall"] for c in classes],
+        "kNN recall": [m["knn"]["per_class"][c]["recall"] for c in classes],
+        "fine-tuned precision": [m["finetuned"]["per_class"][c]["precision"] for c in classes],
+        "kNN precision": [m["knn"]["per_class"][c]["precision"] for c in classes]}, index=classes)
+
+
+def gallery_frame(pred: pd.DataFrame, meta: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """predictions.csv joined with the paintings' titles and artists, plus each model's confidence in its answer."""
+    df = pred.copy()
+    ft = df[[f"finetuned:{c}" for c in classes]].to_numpy()
+    kn = df[[f"knn:{c}" for c in classes]].to_numpy()
+    col = {c: i for i, c in enumerate(classes)}
+    rows = np.arange(len(df))
+    df["finetuned_conf"] = ft[rows, df["pred_finetuned"].map(col).to_numpy()] if len(df) else []
+    df["knn_conf"] = kn[rows, df["pred_knn"].map(col).to_numpy()] if len(df) else []
+    df["finetuned_wrong"] = df["pred_finetuned"] != df["true"]
+    df["knn_wrong"] = df["pred_knn"] != df["true"]
+    keep = [c for c in ("id", "title", "artist", "date", "url", "path") if c in meta.columns]
+    if len(meta) and "id" in meta.columns:
+        df = df.merge(meta[keep], on="id", how="left")
+    for c in ("title", "artist", "date", "url", "path"):
+        df[c] = df[c].fillna("") if c in df.columns else ""
+    return df[["id", "title", "artist", "date", "url", "path", "true", "pred_finetuned", "finetuned_conf",
+               "pred_knn", "knn_conf", "finetuned_wrong", "knn_wrong"]]
+
+
+ERRED = {"any": "either model wrong", "both": "both models wrong", "finetuned": "only the fine-tuned model wrong",
+         "knn": "only the kNN baseline wrong", "all": "all test paintings"}
+
+
+def filter_gallery(df: pd.DataFrame, true: str | None = None, predicted: str | None = None,
+                   predicted_by: str = "finetuned", erred: str = "any") -> pd.DataFrame:
+    """The test paintings that match, most confident first (the model named by ``predicted_by`` sorts them)."""
+    keep = pd.Series(True, index=df.index)
+    if true:
+        keep &= df["true"] == true
+    if predicted:
+        keep &= df[f"pred_{predicted_by}"] == predicted
+    ft, kn = df["finetuned_wrong"], df["knn_wrong"]
+    keep &= {"any": ft | kn, "both": ft & kn, "finetuned": ft & ~kn, "knn": kn & ~ft,
+             "all": pd.Series(True, index=df.index)}[erred]
+    return df[keep].sort_values(f"{predicted_by}_conf", ascending=False, kind="stable")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _gallery(run_path: str, stamp: int) -> pd.DataFrame:
+    run = Run.open(run_path)
+    return gallery_frame(run.predictions(), run.paintings(), run.classes)
+
+
+def test_gallery(run_path: str) -> pd.DataFrame:
+    return _gallery(str(run_path), _stamp(str(run_path)))
+
+
+# --- images -------------------------------------------------------------------------------------------------------
+
+def thumbnail(run_path: str, painting_id: str) -> str | None:
+    p = Path(run_path) / "thumbs" / _thumb_name(painting_id)
+    return str(p) if p.is_file() else None
+
+
+def _thumb_name(painting_id: str) -> str:
+    from .runs import thumb_name
+    return thumb_name(painting_id)
+
+
+def painting_file(run: Run, painting_id: str, rel_path: str = "") -> Path | None:
+    """The original image if the run's collection is reachable from here, else the run's thumbnail."""
+    if rel_path:
+        original = run.collection / rel_path
+        if original.is_file():
+            return original
+    thumb = thumbnail(str(run.path), painting_id)
+    return Path(thumb) if thumb else None
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def preview(data: bytes, name: str, side: int = 640) -> bytes | None:
+    """A JPEG no larger than ``side`` for the browser (TIFFs and huge scans don't display as they are)."""
+    try:
+        return encode_jpeg(fit_within(load_image(data, name=name), side), quality=88)
+    except ImageError:
+        return None
+
+
+def sample_choices(run_path: str) -> dict[str, tuple[str, str]]:
+    """Paintings to try: the run's test paintings (never seen in training), else the demo collection.
+    {label shown: (file name, path)}."""
+    run = open_run(run_path)
+    meta = paintings(run_path)
+    out = {}
+    if len(meta):
+        test = meta[meta["split"] == "test"] if "split" in meta.columns else meta
+        for row in (test if len(test) else meta).itertuples():
+            f = painting_file(run, row.id, getattr(row, "path", ""))
+            if f is not None:
+                out[f"{_short(row.title) or row.id} — {row.artist or 'unknown artist'} ({row.label})"] = (
+                    f"{row.id}{f.suffix}", str(f))
+    if not out:
+        out = _demo_samples()
+    return out
+
+
+def _demo_samples() -> dict[str, tuple[str, str]]:
+    try:
+        from .sources.demo import demo_data_dir, met_records
+        data = demo_data_dir()
+        return {f"{_short(r.get('title', ''))} — {r.get('artistDisplayName') or 'unknown artist'}":
+                (f"{r['objectID']}.jpg", str(data / f"{r['objectID']}.jpg"))
+                for r in met_records(data)[:40] if (data / f"{r['objectID']}.jpg").is_file()}
+    except (ArtlabError, OSError, KeyError, ValueError):
+        return {}
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = str(text or "")
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# --- models on images (cached; CAMs only on demand) -----------------------------------------------------------
+
+def digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _predict(run_path: str, stamp: int, name: str, data: bytes):
+    result = load_predictor(run_path).predict_files([data], [name])[0]
+    return str(result) if isinstance(result, ImageError) else result
+
+
+def predict(run_path: str, name: str, data: bytes):
+    """A Prediction of both models, or the plain message (str) saying why this file could not be read."""
+    return _predict(str(run_path), _stamp(str(run_path)), name, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _explain(run_path: str, stamp: int, name: str, data: bytes, method: str) -> dict:
+    from . import explain
+    image = load_image(data, name=name)
+    # The kNN side takes the same CAM method on its similarity-to-neighbours target (gradcam there is "similarity").
+    result = explain.explain_both(load_predictor(run_path), image, method=method, knn_method=method, name=name)
+    return {model: _plain(result[model], result["prediction"].classes) for model in ("finetuned", "knn")}
+
+
+def _plain(explanation, classes: list[str]) -> dict:
+    """What the page needs from an Explanation, as plain (picklable, cacheable) values."""
+    target = getattr(explanation, "target", None)
+    return {"cam": np.asarray(explanation.cam, dtype=np.float32), "crop": float(getattr(explanation, "crop", 1.0)),
+            "label": classes[target] if isinstance(target, (int, np.integer)) and 0 <= target < len(classes) else "",
+            "similarity": getattr(explanation, "similarity", None)}
+
+
+def explanations(run_path: str, name: str, data: bytes, method: str) -> dict:
+    """CAMs of both models for this image: {"finetuned": {"cam", "crop", "label", ...}, "knn": {...}}."""
+    return _explain(str(run_path), _stamp(str(run_path)), name, data, method)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _feature_maps(run_path: str, stamp: int, name: str, data: bytes) -> dict[str, dict]:
+    from . import explain
+    image = load_image(data, name=name)
+    predictor = load_predictor(run_path)
+    crop = explain.crop_fraction(predictor.spec)
+    return {model: {"cam": _unit(explain.feature_map(predictor, image, model=model)), "crop": crop}
+            for model in ("finetuned", "knn")}
+
+
+def _unit(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def feature_maps(run_path: str, name: str, data: bytes) -> dict[str, dict]:
+    """The channel-sum feature map of each model ({"cam": [0, 1] array, "crop": ...})."""
+    return _feature_maps(str(run_path), _stamp(str(run_path)), name, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def overlay(name: str, data: bytes, cam: np.ndarray, alpha: float, crop: float = 1.0) -> bytes:
+    """The heat map laid over the painting (the square the model saw; margins dimmed), as JPEG bytes."""
+    from . import explain
+    image = load_image(data, name=name)
+    return encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop), quality=88)
+
+
+def cam_methods() -> list[str]:
+    from . import explain
+    return list(explain.METHODS)
+
+
+# --- paintings geometry ------------------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _nearest(run_path: str, stamp: int, index: int, k: int) -> tuple[list[int], list[float]]:
+    from .geometry import nearest
+    order, sims = nearest(embeddings(run_path)["embeddings"], index, k)
+    return order.tolist(), sims.tolist()
+
+
+def nearest_paintings(run_path: str, index: int, k: int = 8) -> tuple[list[int], list[float]]:
+    """Rows of embeddings.npz nearest to row ``index`` (cosine), with their similarities."""
+    return _nearest(str(run_path), _stamp(str(run_path)), int(index), int(k))
+
+
+MAX_PATH_PAINTINGS = 6000  # the degrees-of-separation graph compares every pair of paintings
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _path(run_path: str, stamp: int, start: int, goal: int, k: int) -> list[int]:
+    from .geometry import path_between
+    emb = embeddings(run_path)["embeddings"]
+    if len(emb) > MAX_PATH_PAINTINGS:
+        raise ArtlabError(f"this run holds {len(emb)} paintings: too many to chain here "
+                          f"(the limit is {MAX_PATH_PAINTINGS}).")
+    return path_between(emb, start, goal, k=k)
+
+
+def path_between(run_path: str, start: int, goal: int, k: int = 6) -> list[int]:
+    return _path(str(run_path), _stamp(str(run_path)), int(start), int(goal), int(k))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _map_table(run_path: str, stamp: int) -> pd.DataFrame:
+    """One row per painting of embeddings.npz: id, label, split, title, artist, date, and UMAP x/y (NaN if absent)."""
+    run = Run.open(run_path)
+    emb = run.embeddings()
+    df = pd.DataFrame({"id": emb["ids"].astype(str), "label": emb["labels"].astype(str),
+                       "split": emb["split"].astype(str) if "split" in emb else ""})
+    meta = run.paintings()
+    if len(meta):
+        df = df.merge(meta[[c for c in ("id", "title", "artist", "date", "url") if c in meta.columns]],
+                      on="id", how="left")
+    for c in ("title", "artist", "date", "url"):
+        df[c] = df[c].fillna("") if c in df.columns else ""
+    df["x"], df["y"] = np.nan, np.nan
+    umap_file = Path(run_path) / "umap.npz"
+    if umap_file.is_file():
+        with np.load(umap_file, allow_pickle=False) as z:
+            ids = z["ids"].astype(str) if "ids" in z.files else df["id"].to_numpy()
+            xy = pd.DataFrame(z["coords"][:, :2], columns=["x", "y"], index=ids)
+        xy = xy[~xy.index.duplicated()]
+        df[["x", "y"]] = xy.reindex(df["id"]).to_numpy()
+    return df
+
+
+def map_table(run_path: str) -> pd.DataFrame:
+    return _map_table(str(run_path), _stamp(str(run_path)))
