@@ -10,6 +10,7 @@ unexpected exception is logged with its traceback and shown as one plain line.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from .errors import ArtlabError, ImageError, RunError
 from .images import encode_jpeg, fit_within, load_image
@@ -192,6 +194,19 @@ def runs_overview(root: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def percent_style(df: pd.DataFrame, columns):
+    """A pandas Styler showing the shares (0-1) in ``columns`` as whole percentages, for st.table."""
+    return df.style.format("{:.0%}", subset=[c for c in columns if c in df.columns])
+
+
+def percent_table(df: pd.DataFrame, columns) -> tuple[pd.DataFrame, dict]:
+    """Shares (0-1) shown as whole percentages: the frame to display and its st.dataframe column_config."""
+    shown = df.copy()
+    columns = [c for c in columns if c in shown.columns]
+    shown[columns] = shown[columns].astype(float) * 100
+    return shown, {c: st.column_config.NumberColumn(c, format="%.0f%%") for c in columns}
+
+
 # --- derived tables (pure functions, cached by their callers' wrappers) ------------------------------------------
 
 METRIC_ROWS = [("accuracy", "accuracy"), ("top-3 accuracy", "top3_accuracy"), ("precision (macro)", "precision_macro"),
@@ -204,7 +219,7 @@ def metrics_frame(card: dict) -> pd.DataFrame:
     """The study's Table 1: both models' test metrics side by side."""
     m = card["metrics"]
     k = m["knn"].get("k")
-    cols = {"fine-tuned model": m["finetuned"], f"kNN baseline (k={k})": m["knn"]}
+    cols = {"fine-tuned": m["finetuned"], f"kNN (k={k})": m["knn"]}
     return pd.DataFrame({name: [float(v.get(key, float("nan"))) for _, key in METRIC_ROWS]
                          for name, v in cols.items()}, index=[label for label, _ in METRIC_ROWS])
 
@@ -212,11 +227,11 @@ def metrics_frame(card: dict) -> pd.DataFrame:
 def per_class_frame(card: dict) -> pd.DataFrame:
     m, classes = card["metrics"], card["task"]["classes"]
     return pd.DataFrame({
-        "test paintings": [m["finetuned"]["per_class"][c]["support"] for c in classes],
-        "fine-tuned recall": [m["finetuned"]["per_class"][c]["recall"] for c in classes],
-        "kNN recall": [m["knn"]["per_class"][c]["recall"] for c in classes],
-        "fine-tuned precision": [m["finetuned"]["per_class"][c]["precision"] for c in classes],
-        "kNN precision": [m["knn"]["per_class"][c]["precision"] for c in classes]}, index=classes)
+        "paintings": [m["finetuned"]["per_class"][c]["support"] for c in classes],
+        "recall (fine-tuned)": [m["finetuned"]["per_class"][c]["recall"] for c in classes],
+        "recall (kNN)": [m["knn"]["per_class"][c]["recall"] for c in classes],
+        "precision (fine-tuned)": [m["finetuned"]["per_class"][c]["precision"] for c in classes],
+        "precision (kNN)": [m["knn"]["per_class"][c]["precision"] for c in classes]}, index=classes)
 
 
 def gallery_frame(pred: pd.DataFrame, meta: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
@@ -289,6 +304,33 @@ def painting_file(run: Run, painting_id: str, rel_path: str = "") -> Path | None
     return Path(thumb) if thumb else None
 
 
+def show_image(image: bytes | str | None, max_height: int = 520, caption: str | None = None) -> None:
+    """st.image as wide as its column allows but no taller than ``max_height`` (a hanging scroll would otherwise
+    fill the screen)."""
+    if image is None:
+        return
+    try:
+        with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as im:  # reads the header only
+            w, h = im.size
+    except (OSError, ValueError):
+        return
+    st.image(image, width=max(60, round(max_height * w / max(h, 1))), caption=caption)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def painting_preview(run_path: str, painting_id: str, rel_path: str = "", side: int = 480) -> bytes | str | None:
+    """What to show of a painting of the run: the original shrunk to ``side`` when the collection is reachable
+    (JPEG bytes), else the run's thumbnail (its path), else None."""
+    run = open_run(run_path)
+    original = run.collection / rel_path if rel_path else None
+    if original is not None and original.is_file():
+        try:
+            return encode_jpeg(fit_within(load_image(original, min_side=side), side), quality=88)
+        except ImageError:
+            pass
+    return thumbnail(run_path, painting_id)
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def preview(data: bytes, name: str, side: int = 640) -> bytes | None:
     """A JPEG no larger than ``side`` for the browser (TIFFs and huge scans don't display as they are)."""
@@ -309,7 +351,7 @@ def sample_choices(run_path: str) -> dict[str, tuple[str, str]]:
         for row in (test if len(test) else meta).itertuples():
             f = painting_file(run, row.id, getattr(row, "path", ""))
             if f is not None:
-                out[f"{_short(row.title) or row.id} — {row.artist or 'unknown artist'} ({row.label})"] = (
+                out[f"{short(row.title) or row.id} — {row.artist or 'unknown artist'} ({row.label})"] = (
                     f"{row.id}{f.suffix}", str(f))
     if not out:
         out = _demo_samples()
@@ -320,14 +362,15 @@ def _demo_samples() -> dict[str, tuple[str, str]]:
     try:
         from .sources.demo import demo_data_dir, met_records
         data = demo_data_dir()
-        return {f"{_short(r.get('title', ''))} — {r.get('artistDisplayName') or 'unknown artist'}":
+        return {f"{short(r.get('title', ''))} — {r.get('artistDisplayName') or 'unknown artist'}":
                 (f"{r['objectID']}.jpg", str(data / f"{r['objectID']}.jpg"))
                 for r in met_records(data)[:40] if (data / f"{r['objectID']}.jpg").is_file()}
     except (ArtlabError, OSError, KeyError, ValueError):
         return {}
 
 
-def _short(text: str, n: int = 60) -> str:
+def short(text: str, n: int = 60) -> str:
+    """A title cut to ``n`` characters for captions (the full one is in the hover and the museum page)."""
     text = str(text or "")
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -400,9 +443,21 @@ def overlay(name: str, data: bytes, cam: np.ndarray, alpha: float, crop: float =
     return encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop), quality=88)
 
 
+METHOD_NAMES = {"gradcam": "Grad-CAM (the study's)", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM",
+                "scorecam": "Score-CAM (slow)", "eigencam": "Eigen-CAM (no gradients)", "layercam": "LayerCAM"}
+#: Score-CAM runs the network once per channel of the explained layer (1,280 for EfficientNet): about four minutes
+#: for both models on a 2-core CPU, where the app's Predictor runs. The CLI offers it (`artlab explain`).
+TOO_SLOW_FOR_THE_APP = ("scorecam",)
+
+
+def method_name(method: str) -> str:
+    return METHOD_NAMES.get(method, method)
+
+
 def cam_methods() -> list[str]:
+    """The CAM methods offered in the app: those that answer in seconds on a CPU."""
     from . import explain
-    return list(explain.METHODS)
+    return [m for m in explain.METHODS if m not in TOO_SLOW_FOR_THE_APP]
 
 
 # --- paintings geometry ------------------------------------------------------------------------------------------
@@ -438,16 +493,17 @@ def path_between(run_path: str, start: int, goal: int, k: int = 6) -> list[int]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _map_table(run_path: str, stamp: int) -> pd.DataFrame:
-    """One row per painting of embeddings.npz: id, label, split, title, artist, date, and UMAP x/y (NaN if absent)."""
+    """One row per painting of embeddings.npz: id, label, split, title, artist, date, url, path, and UMAP x/y (NaN if
+    absent)."""
     run = Run.open(run_path)
     emb = run.embeddings()
     df = pd.DataFrame({"id": emb["ids"].astype(str), "label": emb["labels"].astype(str),
                        "split": emb["split"].astype(str) if "split" in emb else ""})
     meta = run.paintings()
     if len(meta):
-        df = df.merge(meta[[c for c in ("id", "title", "artist", "date", "url") if c in meta.columns]],
+        df = df.merge(meta[[c for c in ("id", "title", "artist", "date", "url", "path") if c in meta.columns]],
                       on="id", how="left")
-    for c in ("title", "artist", "date", "url"):
+    for c in ("title", "artist", "date", "url", "path"):
         df[c] = df[c].fillna("") if c in df.columns else ""
     df["x"], df["y"] = np.nan, np.nan
     umap_file = Path(run_path) / "umap.npz"

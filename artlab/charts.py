@@ -40,7 +40,8 @@ def _no_axes(fig: go.Figure) -> None:
 # --- matrices -----------------------------------------------------------------------------------------------------
 
 def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], title: str = "") -> go.Figure:
-    """Rows = true class, columns = predicted. Colour = share of the row (so small classes stay visible), text = count.
+    """Rows = true class, columns = predicted. Colour = share of the row (so small classes stay visible), text = count
+    (blank for an empty cell).
 
     An invisible marker sits on every cell (customdata [true, predicted]) so a click selects the cell.
     """
@@ -49,7 +50,8 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     classes = list(classes)
     hover = [[f"{cm[i, j]} {classes[i]} painting{'s' if cm[i, j] != 1 else ''} called {classes[j]} "
               f"({share[i, j]:.0%} of {classes[i]})" for j in range(len(classes))] for i in range(len(classes))]
-    fig = go.Figure(go.Heatmap(z=share, x=classes, y=classes, text=cm.astype(str), texttemplate="%{text}",
+    text = np.where(cm > 0, cm.astype(str), "")  # empty cells stay blank: the mistakes stand out
+    fig = go.Figure(go.Heatmap(z=share, x=classes, y=classes, text=text, texttemplate="%{text}",
                                hovertext=hover, hoverinfo="text", zmin=0, zmax=1, colorscale="Blues",
                                showscale=False, name="confusion"))
     xs, ys = np.meshgrid(range(len(classes)), range(len(classes)))
@@ -67,7 +69,9 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
 def distance_figure(distance: Sequence[Sequence[float]], classes: Sequence[str], title: str = "") -> go.Figure:
     """The L2 distances between class centroids: darker = the two classes look more alike to the model."""
     d = np.asarray(distance, dtype=float)
-    fig = go.Figure(go.Heatmap(z=d, x=list(classes), y=list(classes), text=np.round(d, 2).astype(str),
+    text = np.char.mod("%.2f", d).astype(object)
+    np.fill_diagonal(text, "")
+    fig = go.Figure(go.Heatmap(z=d, x=list(classes), y=list(classes), text=text,
                                texttemplate="%{text}", colorscale="Purples_r", name="distance",
                                hovertemplate="%{y} to %{x}: distance %{z:.2f}<extra></extra>",
                                colorbar=dict(title="distance")))
@@ -103,7 +107,8 @@ def graph_figure(layout: Mapping[str, Sequence[float]], counts: Mapping[str, int
                                  opacity=0.25 + 0.6 * (w - 0.5) / 8.5, hoverinfo="text", showlegend=False,
                                  text=f"{classes[a]} – {classes[b]}: similarity {sym[a, b]:.3f}",
                                  name=f"edge {classes[a]} – {classes[b]}",
-                                 meta={"kind": "edge", "pair": [classes[a], classes[b]], "similarity": float(sym[a, b])}))
+                                 meta={"kind": "edge", "pair": [classes[a], classes[b]],
+                                       "similarity": float(sym[a, b])}))
     n = np.array([counts.get(c, 0) for c in classes], dtype=float)
     sizes = 14 + 46 * np.sqrt(n / n.max()) if len(n) and n.max() > 0 else np.full(len(n), 20.0)
     colors = class_colors(classes)
@@ -200,10 +205,11 @@ def chord_figure(similarity: Sequence[Sequence[float]], classes: Sequence[str], 
 # --- paintings map ------------------------------------------------------------------------------------------------
 
 def painting_map_figure(coords: np.ndarray, labels: Sequence[str], hover: Sequence[str], classes: Sequence[str],
-                        highlight: Sequence[int] = (), title: str = "") -> go.Figure:
+                        highlight: Sequence[int] = (), connect: bool = False, title: str = "") -> go.Figure:
     """UMAP coordinates of every painting, one trace per class; customdata is the painting's row index.
 
-    ``highlight`` rows (a chosen painting, its neighbours, a path) are drawn on top, ringed, in order.
+    ``highlight`` rows (a chosen painting and its neighbours, or a path) are ringed on top; ``connect`` joins them
+    in order with a dotted line (for a path).
     """
     coords = np.asarray(coords, dtype=float)
     labels = np.asarray(labels, dtype=str)
@@ -219,9 +225,13 @@ def painting_map_figure(coords: np.ndarray, labels: Sequence[str], hover: Sequen
                             customdata=rows, hovertext=hover[rows], hoverinfo="text"))
     if len(highlight):
         rows = np.asarray(highlight, dtype=int)
-        fig.add_trace(go.Scatter(x=coords[rows, 0], y=coords[rows, 1], mode="lines+markers", name="chosen",
+        first = np.arange(len(rows)) == 0  # the chosen painting (a path's start): a bigger, red ring
+        fig.add_trace(go.Scatter(x=coords[rows, 0], y=coords[rows, 1], mode="lines+markers" if connect else "markers",
+                                 name="chosen",
                                  line=dict(width=1, color="#333333", dash="dot"),
-                                 marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(width=2, color="#111111")),
+                                 marker=dict(size=np.where(first, 20, 13).tolist(), color="rgba(0,0,0,0)",
+                                             line=dict(width=np.where(first, 3, 1.5).tolist(),
+                                                       color=np.where(first, "#c0392b", "#111111").tolist())),
                                  customdata=rows, hovertext=hover[rows], hoverinfo="text", showlegend=False))
     _no_axes(fig)
     return _layout(fig, title, height=600, legend=dict(itemsizing="constant"), dragmode="pan")
@@ -243,8 +253,9 @@ def history_figure(epoch: Sequence[int], train_loss: Sequence[float], val_loss: 
     if best_epoch is not None:
         for col in (1, 2):
             fig.add_vline(x=best_epoch, line=dict(color="#555555", dash="dot"), row=1, col=col)
-        fig.add_annotation(x=best_epoch, y=1.0, yref="y domain", text=f"kept: epoch {best_epoch}",
-                           showarrow=False, yanchor="bottom", row=1, col=1)
+        fig.add_annotation(x=best_epoch, y=0.02, yref="y domain", text=f" kept: epoch {best_epoch}",
+                           showarrow=False, xanchor="left", yanchor="bottom", font=dict(color="#555555"),
+                           row=1, col=1)
     fig.update_xaxes(title="epoch", dtick=1 if len(epoch) <= 30 else None)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     return _layout(fig, title, height=380, legend=dict(orientation="h", y=-0.25))

@@ -1,0 +1,67 @@
+"""Training and experiments: the chosen model's training curves and choice of k, every trained model side by side,
+and the results tables written by `artlab experiment`."""
+
+import streamlit as st
+
+from artlab import appstate, charts
+
+
+def training(run) -> None:
+    st.subheader(f"How {run.name} learned")
+    hist = appstate.history(str(run.path))
+    if hist.empty:
+        st.info("This model's training left no record of its epochs.")
+        return
+    info = run.card.get("training", {})
+    best = info.get("best_epoch")
+    if best is None and "val_loss" in hist:
+        best = int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
+    st.plotly_chart(charts.history_figure(hist["epoch"], hist["train_loss"], hist["val_loss"],
+                                          hist["train_accuracy"], hist["val_accuracy"], best),
+                    config={"displayModeBar": False}, key="history")
+    stopped = "it stopped early, as the validation loss had stopped improving" if info.get("stopped_early") \
+        else "it ran every planned epoch"
+    st.caption(f"{len(hist)} epochs ({stopped}). The weights kept are those of epoch {best}, where the loss on the "
+               "validation paintings was lowest. Training paintings are the ones it learned from; validation "
+               "paintings were only used to decide when to stop.")
+    knn = run.card.get("metrics", {}).get("knn", {})
+    if knn.get("k_curve"):
+        st.plotly_chart(charts.k_curve_figure(knn["k_curve"], knn.get("k"), title="Choosing k for the baseline"),
+                        config={"displayModeBar": False}, key="k_curve")
+        st.caption(f"The baseline votes among the k most similar training paintings; k = {knn.get('k')} did best "
+                   "on the validation paintings.")
+
+
+def overview(root: str) -> None:
+    st.subheader("Every trained model in this folder")
+    table = appstate.runs_overview(root)
+    if table.empty:
+        st.info(f"No trained model in {root}.")
+        return
+    shown, config = appstate.percent_table(table, ["fine-tuned accuracy", "kNN accuracy"])
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
+
+
+def grids(root: str) -> None:
+    st.subheader("Experiment grids")
+    tables = appstate.results_tables(root)
+    if not tables:
+        st.info("No experiment results here yet. `artlab experiment CONFIG` trains a grid of models and writes its "
+                "results.csv, which will appear on this page.")
+        return
+    for name, table in tables:
+        st.markdown(f"**{name}**")
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.download_button("Download", table.to_csv(index=False).encode(), name.replace("/", "_"), "text/csv",
+                           key=f"dl_{name}", icon=":material/download:")
+
+
+appstate.require_frame()
+st.title("Training and experiments")
+root = st.session_state.get("runs_root", str(appstate.default_runs_root()))
+if st.session_state.get("run_path"):
+    chosen = appstate.run_safely(appstate.open_run, st.session_state["run_path"], what="opening the model")
+    if chosen is not None:
+        appstate.run_safely(training, chosen, what="drawing the training curves")
+appstate.run_safely(overview, root, what="listing the trained models")
+appstate.run_safely(grids, root, what="reading the experiment results")

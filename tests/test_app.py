@@ -1,0 +1,287 @@
+"""The Streamlit app, headless (streamlit.testing.v1.AppTest), on the real small genre and culture runs.
+
+Every page renders without an exception for both runs; an upload of a real painting shows both models, a bad file a
+plain message; Misclassifications filters find paintings or say plainly that none match; a missing, empty or corrupt
+runs folder gives a plain message. The app's derived tables are checked as plain functions too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+PAGES = ["pages/classify.py", "pages/misclassifications.py", "pages/culture_map.py", "pages/experiments.py"]
+TIMEOUT = 180  # the first prediction builds the network and loads its weights
+
+
+@pytest.fixture(scope="module")
+def runs_dir(genre_run, culture_run, tmp_path_factory):
+    """A runs folder like checkpoints/: the two fixture runs (symlinked) and an experiment results table."""
+    root = tmp_path_factory.mktemp("app_runs")
+    (root / "genre").symlink_to(genre_run, target_is_directory=True)
+    (root / "culture").symlink_to(culture_run, target_is_directory=True)
+    (root / "grid").mkdir()
+    pd.DataFrame({"run": ["genre", "culture"], "accuracy": [0.5, 0.4]}).to_csv(root / "grid" / "results.csv",
+                                                                            index=False)
+    return root
+
+
+def start(monkeypatch, runs_root: Path, run: str | None = None) -> AppTest:
+    monkeypatch.setenv("ARTLAB_RUNS", str(runs_root))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    if run:
+        at.selectbox(key="run_path").select(str(runs_root / run)).run()
+    assert_clean(at)
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "error", "warning", "success", "title", "subheader"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Traceback" not in texts(at)
+    assert not [e.value for e in at.error if "Something went wrong" in str(e.value)]
+
+
+def go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert_clean(at)
+    return at
+
+
+# --- every page ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("run", ["genre", "culture"])
+def test_every_page_renders(runs_dir, monkeypatch, run):
+    at = start(monkeypatch, runs_dir, run)
+    for page in PAGES:
+        go(at, page)
+        assert at.title, page
+        assert not at.error, (page, [e.value for e in at.error])
+    assert at.session_state["run_path"] == str(runs_dir / run)  # the sidebar's choice survives the page changes
+
+
+def test_sidebar_model_card_in_plain_words(runs_dir, genre_run, monkeypatch):
+    at = start(monkeypatch, runs_dir, "genre")
+    card = json.loads((genre_run / "card.json").read_text())
+    side = "\n".join(str(e.value) for e in at.sidebar.markdown)
+    for c in card["task"]["classes"]:
+        assert c in side
+    assert "How often it is right" in side and "fine-tuned model" in side and "baseline" in side
+    assert card["task"]["collection_source"] in side
+    assert any("Small collection" in w.value for w in at.sidebar.warning)  # 18 test paintings: say so
+    assert not re.search(r"\blogits?\b", side)
+
+
+# --- Classify -------------------------------------------------------------------------------------------------
+
+def upload(at: AppTest, *files) -> AppTest:
+    at.file_uploader(key="uploads").set_value(list(files)).run()
+    assert_clean(at)
+    return at
+
+
+def test_upload_a_painting(runs_dir, demo_images, monkeypatch):
+    at = start(monkeypatch, runs_dir, "genre")
+    img = demo_images[0]
+    upload(at, (img.name, img.read_bytes(), "image/jpeg"))
+    verdict = [s.value for s in at.success] + [w.value for w in at.main.warning]
+    assert any("Both models say" in v or "The models disagree" in v for v in verdict)
+    body = texts(at)
+    assert "Fine-tuned model" in body and "kNN baseline" in body and "most similar" in body
+    k = json.loads((runs_dir / "genre" / "card.json").read_text())["metrics"]["knn"]["k"]
+    assert len(at.image) >= 1 + k  # the painting and its k neighbours, as pictures
+    assert not at.error
+
+
+def test_a_bad_file_gets_a_plain_message(runs_dir, monkeypatch):
+    at = start(monkeypatch, runs_dir, "genre")
+    upload(at, ("letter.jpg", b"Dear curator, this is not a picture.", "image/jpeg"))
+    assert [e.value for e in at.error] == ["not an image file: letter.jpg"]
+
+
+def test_a_batch_with_a_bad_file(runs_dir, demo_images, monkeypatch):
+    at = start(monkeypatch, runs_dir, "culture")
+    good = [(p.name, p.read_bytes(), "image/jpeg") for p in demo_images[:2]]
+    upload(at, good[0], ("empty.png", b"", "image/png"), good[1])
+    assert any("empty.png" in e.value for e in at.error)  # the bad file is named, the others still work
+    table = at.dataframe[0].value
+    assert len(table) == 3 and list(table["file"]) == [good[0][0], "empty.png", good[1][0]]
+    assert table["finetuned"].notna().sum() == 2
+    assert at.get("download_button")
+    at.selectbox(key="closer").select_index(1).run()
+    assert_clean(at)
+    assert any(s.value == good[1][0] for s in at.subheader)
+
+
+def test_heat_maps_on_demand(runs_dir, demo_images, monkeypatch):
+    at = start(monkeypatch, runs_dir, "genre")
+    img = demo_images[1]
+    upload(at, (img.name, img.read_bytes(), "image/jpeg"))
+    before = len(at.image)
+    at.toggle(key=next(t.key for t in at.toggle if t.key.startswith("cams_"))).set_value(True).run()
+    assert_clean(at)
+    assert len(at.image) == before + 2  # both models' overlays
+    assert "Warm colours" in texts(at)
+    from artlab.appstate import method_name
+    offered = at.selectbox(key="cam_method").options  # as shown
+    assert method_name("eigencam") in offered and method_name("scorecam") not in offered  # minutes on a CPU
+    at.selectbox(key="cam_method").select("eigencam").run()
+    at.slider(key="cam_alpha").set_value(0.8).run()
+    assert_clean(at)
+    at.toggle(key=next(t.key for t in at.toggle if t.key.startswith("fmap_"))).set_value(True).run()
+    assert_clean(at)
+    assert len(at.image) == before + 4 and not at.error
+
+
+def test_a_sample_painting(runs_dir, monkeypatch):
+    at = start(monkeypatch, runs_dir, "genre")
+    sample = at.selectbox(key="sample")
+    assert len(sample.options) > 1
+    sample.select_index(1).run()
+    assert_clean(at)
+    assert any("Both models say" in s.value for s in at.success) or any(
+        "disagree" in w.value for w in at.main.warning)
+
+
+# --- Misclassifications ---------------------------------------------------------------------------------------
+
+def test_misclassification_filters(runs_dir, genre_run, monkeypatch):
+    at = go(start(monkeypatch, runs_dir, "genre"), "pages/misclassifications.py")
+    assert len(at.table) == 2  # Table 1 and the per-class table
+    n_test = len(pd.read_csv(genre_run / "predictions.csv"))
+    at.selectbox(key="f_erred").select("all").run()
+    assert_clean(at)
+    assert any(m.value.startswith(f"{n_test} paintings") for m in at.markdown)
+    assert len([b for b in at.button if b.key.startswith("why_")]) == min(n_test, 12)
+
+    cls = json.loads((genre_run / "card.json").read_text())["task"]["classes"][0]
+    at.selectbox(key="f_true").select(cls).run()
+    at.selectbox(key="f_pred").select(cls).run()
+    at.selectbox(key="f_erred").select("finetuned").run()  # right class, yet the fine-tuned model wrong: none
+    assert_clean(at)
+    assert [i.value for i in at.info] == ["No test painting matches these choices. Try another cell, or widen the "
+                                          "filters."]
+    assert not [b for b in at.button if b.key.startswith("why_")]
+    at.selectbox(key="run_path").select(str(runs_dir / "culture")).run()  # other classes: the filters start afresh
+    assert_clean(at)
+    assert at.selectbox(key="f_true").value == "" and at.title[0].value == "Where the models go wrong"
+
+
+def test_misclassification_heat_maps(runs_dir, monkeypatch):
+    at = go(start(monkeypatch, runs_dir, "culture"), "pages/misclassifications.py")
+    at.selectbox(key="f_erred").select("all").run()
+    before = len(at.image)
+    next(b for b in at.button if b.key.startswith("why_")).click().run()
+    assert_clean(at)
+    assert len(at.image) == before + 2 and not at.error
+    assert at.selectbox(key="cam_method").value == "gradcam"
+
+
+# --- Culture map and Experiments ------------------------------------------------------------------------------
+
+def test_culture_map_painting_neighbours_and_path(runs_dir, monkeypatch):
+    at = go(start(monkeypatch, runs_dir, "culture"), "pages/culture_map.py")
+    assert len(at.get("plotly_chart")) >= 4  # graph, chord, distances, map of paintings
+    at.selectbox(key="map_pick").select_index(5).run()
+    at.slider(key="map_k").set_value(4).run()
+    assert_clean(at)
+    assert any("4 paintings the model finds most like it" in m.value for m in at.markdown)
+    at.toggle(key="show_path").set_value(True).run()
+    at.selectbox(key="map_goal").select_index(40).run()
+    assert_clean(at)
+    assert any("Degrees of separation" in m.value for m in at.markdown) or any(
+        "not connected" in i.value for i in at.info)
+
+
+def test_experiments_page_shows_curves_and_results(runs_dir, monkeypatch):
+    at = go(start(monkeypatch, runs_dir, "genre"), "pages/experiments.py")
+    assert len(at.get("plotly_chart")) >= 1
+    overview = at.dataframe[0].value
+    assert set(overview["run"]) == {"genre", "culture"}
+    assert any(m.value == "**grid/results.csv**" for m in at.markdown)
+
+
+# --- missing and broken runs ----------------------------------------------------------------------------------
+
+def test_empty_runs_folder(tmp_path, monkeypatch):
+    at = start(monkeypatch, tmp_path)
+    assert any("No trained model" in i.value for i in at.sidebar.info)
+    for page in PAGES:
+        go(at, page)
+
+
+def test_missing_folder_typed_in_the_sidebar(runs_dir, monkeypatch):
+    at = start(monkeypatch, runs_dir, "genre")
+    at.text_input(key="runs_root").set_value("/no/such/folder").run()
+    assert_clean(at)
+    assert any("No trained model in /no/such/folder" in i.value for i in at.sidebar.info)
+    assert any("Choose a trained model" in i.value for i in at.main.info)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("corrupt", "unreadable model card"),
+    ("incomplete", "is incomplete: missing"),
+])
+def test_a_broken_run_gives_a_plain_message(tmp_path, genre_run, monkeypatch, damage, message):
+    run = tmp_path / "broken"
+    run.mkdir()
+    if damage == "corrupt":
+        (run / "card.json").write_text('{"task": ')
+    else:
+        shutil.copy(genre_run / "card.json", run / "card.json")
+    at = start(monkeypatch, tmp_path)
+    assert any(message in e.value for e in at.error)
+    for page in PAGES:
+        go(at, page)
+
+
+# --- derived tables -------------------------------------------------------------------------------------------
+
+def test_filter_gallery_semantics():
+    from artlab.appstate import filter_gallery
+    df = pd.DataFrame({"id": list("abcd"), "true": ["x", "x", "y", "y"], "pred_finetuned": ["x", "y", "x", "y"],
+                       "pred_knn": ["y", "y", "y", "x"], "finetuned_conf": [0.9, 0.8, 0.7, 0.6],
+                       "knn_conf": [0.1, 0.9, 0.5, 0.4]})
+    df["finetuned_wrong"] = df["pred_finetuned"] != df["true"]
+    df["knn_wrong"] = df["pred_knn"] != df["true"]
+    ids = lambda **kw: list(filter_gallery(df, **kw)["id"])  # noqa: E731
+    assert ids(erred="any") == ["a", "b", "c", "d"]
+    assert ids(erred="both") == ["b"]
+    assert ids(erred="finetuned") == ["c"]
+    assert ids(erred="knn") == ["a", "d"]
+    assert ids(true="x", predicted="y", erred="all") == ["b"]
+    assert ids(predicted="y", predicted_by="knn", erred="all") == ["b", "c", "a"]  # by the kNN's vote share
+    assert ids(true="x", predicted="x", erred="finetuned") == []
+
+
+def test_gallery_and_metrics_tables_from_a_real_run(genre_run):
+    from artlab.appstate import gallery_frame, metrics_frame
+    from artlab.runs import Run
+    run = Run.open(genre_run)
+    g = gallery_frame(run.predictions(), run.paintings(), run.classes)
+    assert len(g) == run.card["metrics"]["finetuned"]["n"] and g["title"].str.len().gt(0).all()
+    assert g["finetuned_conf"].between(0, 1).all() and g["knn_conf"].between(0, 1).all()
+    assert g["finetuned_wrong"].mean() == pytest.approx(1 - run.card["metrics"]["finetuned"]["accuracy"])
+    table = metrics_frame(run.card)
+    assert table.loc["accuracy"].tolist() == [run.card["metrics"]["finetuned"]["accuracy"],
+                                              run.card["metrics"]["knn"]["accuracy"]]
+
+
+def test_only_appstate_imports_streamlit():
+    offenders = [p.name for p in (ROOT / "artlab").rglob("*.py")
+                 if p.name != "appstate.py" and re.search(r"^\s*(import|from)\s+streamlit", p.read_text(), re.M)]
+    assert offenders == []

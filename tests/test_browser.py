@@ -1,0 +1,157 @@
+"""The app in a real browser: `streamlit run app.py` on a free local port, driven by Debian's Chromium (Playwright).
+
+A deep link first (a fresh server must still draw the frame around a page), then Classify with an uploaded painting
+and its heat maps, then every other page. On each: no Streamlit exception box, no "Traceback" anywhere, and a
+screenshot in tests/artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+BUSY = '[data-testid="stStatusWidget"]'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"streamlit did not answer /_stcore/health within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(request, tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is absent: `apt-get install -y chromium` (or `make chromium`) to run this test")
+    genre, culture = request.getfixturevalue("genre_run"), request.getfixturevalue("culture_run")
+    runs = tmp_path_factory.mktemp("browser_runs")
+    (runs / "genre").symlink_to(genre, target_is_directory=True)
+    (runs / "culture").symlink_to(culture, target_is_directory=True)
+    port, log = free_port(), runs.parent / "streamlit.log"
+    env = {**os.environ, "ARTLAB_RUNS": str(runs), "MALLOC_MMAP_MAX_": "0",
+           "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop():
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    request.addfinalizer(stop)
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc, log)
+    first = sorted(runs.iterdir())[0]  # the run the sidebar starts with
+    classes = json.loads((first / "card.json").read_text())["task"]["classes"]
+    return {"url": url, "log": log, "classes": classes}
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser.new_page(viewport={"width": 1440, "height": 2400})
+        finally:
+            browser.close()
+
+
+def settle(page, timeout: float = 180_000) -> None:
+    """Wait until Streamlit has finished the current run (its 'running' indicator gone) and drawn it (tables and
+    charts load their code lazily; pictures come over HTTP)."""
+    page.wait_for_timeout(600)
+    page.locator(BUSY).wait_for(state="detached", timeout=timeout)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1500)
+
+
+def check(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0, name
+    body = page.inner_text("body")
+    assert "Traceback" not in body, name
+    assert "Something went wrong" not in body, name
+
+
+def test_app_in_a_real_browser(server, page, demo_images):
+    # A deep link as the very first request: the page still comes inside the frame (sidebar, chosen model).
+    page.goto(f"{server['url']}/culture_map")
+    page.get_by_role("heading", name="Culture map").wait_for(timeout=120_000)
+    settle(page)
+    page.get_by_text("About this model").first.wait_for()
+    check(page, "1-culture-map")
+
+    page.goto(server["url"])
+    page.get_by_role("heading", name="Classify a painting").wait_for(timeout=60_000)
+    settle(page)
+    page.locator('input[type="file"]').set_input_files([str(demo_images[0])])
+    page.get_by_text(re.compile("Both models say|The models disagree")).wait_for(timeout=180_000)
+    settle(page)
+    assert page.locator('[data-testid="stImage"] img').count() >= 2  # the painting and its neighbours
+    check(page, "2-classify")
+
+    page.get_by_text("Show where each model looked").click()
+    page.get_by_text("Warm colours", exact=False).first.wait_for(timeout=180_000)
+    settle(page)
+    check(page, "3-classify-heat-maps")
+
+    for title, name in (("Where the models go wrong", "4-misclassifications"),
+                        ("Training and experiments", "6-experiments")):
+        page.locator('[data-testid="stSidebarNav"]').get_by_text(title).click()
+        page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+        settle(page)
+        check(page, name)
+        if name == "4-misclassifications":
+            click_first_cell(page, server["classes"])
+            check(page, "5-misclassifications-cell")
+    assert "Traceback" not in server["log"].read_text()
+
+
+def click_first_cell(page, classes: list[str]) -> None:
+    """A click on the baseline's confusion matrix, top-left cell, sets the gallery's filters to that cell."""
+    assert page.get_by_text("the fine-tuned model's most confident answers first").count() == 1
+    box = page.locator(".nsewdrag").nth(1).bounding_box()  # the second matrix's plotting area
+    n = len(classes)
+    x, y = box["x"] + box["width"] * 0.5 / n, box["y"] + box["height"] * 0.5 / n
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    settle(page)
+    # the gallery now follows the baseline's answers for that cell (the default is the fine-tuned model's)
+    page.get_by_text(re.compile(r"kNN baseline's most confident answers first|No test painting matches")).wait_for()
