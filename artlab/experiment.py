@@ -53,6 +53,7 @@ PUBLISHED_KEYS = ("top1", "top3", "knn_top1", "knn_top3")
 RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
 COLUMNS = ("name", "backbone", "method", "head", "optimizer", "scheduler", "epochs", "val_acc", "top1", "top3",
            "knn_top1", "knn_top3", "knn_k", "train_s", "total_s", "status", "error")
+TEXT_COLUMNS = {"name", "backbone", "method", "head", "optimizer", "scheduler", "status", "error"}
 TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
@@ -245,8 +246,8 @@ def _make_row(name: str, settings: dict, ctx: _Context) -> Row:
 
 def _check_type(key: str, value: Any, where: str) -> None:
     """TOML values against TrainConfig's annotations (``int``, ``float | None``, ``tuple[float, ...]``...)."""
-    annotation = str(ROW_OPTIONS[key].__name__) if key in ROW_OPTIONS else str(TRAIN_FIELDS[key].type)
-    kind = annotation.replace(" | None", "")
+    annotation = ROW_OPTIONS[key] if key in ROW_OPTIONS else TRAIN_FIELDS[key].type
+    kind = (annotation if isinstance(annotation, str) else annotation.__name__).replace(" | None", "")
     if kind.startswith("tuple["):
         elem = kind[len("tuple["):-1].split(",")[0].strip()
         ok = isinstance(value, list) and all(_is(x, elem) for x in value)
@@ -382,7 +383,7 @@ def results_table(exp: Experiment, status: dict[str, tuple[str, str]] | None = N
                       **{f"paper_{k}": v for k, v in exp.published.get(row.name, {}).items()}})
     table = pd.DataFrame(lines)
     paper = [f"paper_{k}" for k in PUBLISHED_KEYS if f"paper_{k}" in table.columns]
-    table = table[[c for c in COLUMNS if c not in ("status", "error")] + paper + ["status", "error"]]
+    table = table.reindex(columns=[c for c in COLUMNS if c not in ("status", "error")] + paper + ["status", "error"])
     return table.astype({"epochs": "Int64", "knn_k": "Int64"})
 
 
@@ -411,10 +412,9 @@ def table_text(table: pd.DataFrame) -> str:
     table = _drop_empty(table)
     cells = [[_cell(v, c) for v, c in zip(r, table.columns)] for r in table.itertuples(index=False)]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(table.columns)]
-    left = {"name", "backbone", "method", "head", "optimizer", "scheduler", "status", "error"}
 
     def line(values):
-        return "  ".join(v.ljust(w) if c in left else v.rjust(w)
+        return "  ".join(v.ljust(w) if c in TEXT_COLUMNS else v.rjust(w)
                          for v, w, c in zip(values, widths, table.columns)).rstrip()
     return "\n".join([line(list(table.columns))] + [line(r) for r in cells])
 
@@ -423,7 +423,7 @@ def table_markdown(table: pd.DataFrame) -> str:
     table = _drop_empty(table)
     cells = [[_cell(v, c).replace("|", "\\|") for v, c in zip(r, table.columns)] for r in table.itertuples(index=False)]
     head = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" if c in ("name", "status", "error") else "---:" for c in table.columns) + "|"
+    rule = "|" + "|".join("---" if c in TEXT_COLUMNS else "---:" for c in table.columns) + "|"
     return "\n".join([head, rule] + ["| " + " | ".join(r) + " |" for r in cells])
 
 
