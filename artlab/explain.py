@@ -7,14 +7,17 @@
   predicted class (``NeighbourSimilarity``); EigenCAM is the gradient-free alternative.
 - The culture study's view: the CAM layer's output summed over channels.
 
-A ``Predictor`` is shared by the app's sessions; everything here that registers hooks holds ``predictor.lock`` and
-removes its hooks on the way out, error or not (``count_hooks`` lets tests check).
+A ``Predictor`` is shared by the app's sessions; everything here that registers hooks holds ``predictor.lock``,
+registers them on the models' explanation twins (``twin``: same weights, own hooks, so unlocked predictions in other
+threads never run through them) and removes them on the way out, error or not (``predictor_hooks`` lets tests check).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import weakref
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -84,6 +87,7 @@ class KNNDecision:
     def __init__(self, knn):
         self.knn = knn
         self.target: NeighbourSimilarity | None = None
+        self.scores = self.label = self.neighbours = self.similarity = None
 
     def decide(self, embedding: torch.Tensor) -> None:
         if self.target is not None:
@@ -131,6 +135,32 @@ def count_hooks(module: nn.Module) -> int:
     return n
 
 
+_TWINS: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+
+
+def twin(model: nn.Module) -> nn.Module:
+    """The module explanations hook into: ``model``'s structure over the very same weights, frozen.
+
+    Hooks belong to a module object and fire for every thread that runs it. Registered on the shared model, they
+    would also catch the forward passes of predictions running unlocked in other sessions, and a CAM could take
+    another painting's activations. The twin has its own module objects (so its own hooks) over the same parameter
+    storage and buffers: no weights are copied, and weights loaded in place into ``model`` show through. Made once
+    per model, under the predictor's lock.
+    """
+    copy_ = _TWINS.get(model)
+    if copy_ is None:
+        memo = {id(p): nn.Parameter(p.detach(), requires_grad=False) for p in model.parameters()}
+        memo.update({id(b): b for b in model.buffers()})
+        copy_ = _TWINS[model] = copy.deepcopy(model, memo).eval()
+    return copy_
+
+
+def predictor_hooks(predictor: Predictor) -> int:
+    """Hooks left on both models of a predictor and on their explanation twins."""
+    models = [predictor.classifier, predictor.embedder]
+    return sum(count_hooks(m) for m in models + [_TWINS[m] for m in models if m in _TWINS])
+
+
 def _leaf(module, inputs, output: torch.Tensor) -> torch.Tensor:
     return output.detach().requires_grad_(True)
 
@@ -172,7 +202,8 @@ def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, targets: Se
     cam_class = _method_class(method)
     context = torch.no_grad() if method in GRADIENT_FREE else gradients_from(model, layer)
     with context, cam_class(model=model, target_layers=[layer]) as cam:
-        cam.batch_size = SCORECAM_BATCH
+        if method == "scorecam":
+            cam.batch_size = SCORECAM_BATCH
         try:
             maps = cam(input_tensor=x, targets=list(targets) if targets is not None else None)
         except IndexError as exc:  # BaseCAM.__exit__ swallows IndexError (it only prints it): keep it an error
@@ -206,9 +237,11 @@ def _check_target(target: int | None, classes: list[str]) -> None:
         raise ConfigError(f"class index {target} is out of range: this run has {len(classes)} classes")
 
 
-def _finetuned(predictor: Predictor, x: torch.Tensor, method: str, target: int | None) -> tuple[Explanation, CamPass]:
+def finetuned_cam(predictor: Predictor, x: torch.Tensor, method: str = "gradcam", target: int | None = None
+                  ) -> tuple[Explanation, CamPass]:
+    """``explain_finetuned`` on an input batch of one; the caller holds ``predictor.lock``."""
     _check_target(target, predictor.classes)
-    model = predictor.classifier
+    model = twin(predictor.classifier)
     targets = None if target is None else [ClassifierOutputTarget(int(target))]
     result = compute_cam(model, model.cam_layer, x, targets, method)
     probs = torch.softmax(result.outputs.float(), dim=1)[0].cpu().numpy()
@@ -216,9 +249,10 @@ def _finetuned(predictor: Predictor, x: torch.Tensor, method: str, target: int |
     return Explanation(result.maps[0], chosen, probs, method, "finetuned", crop_fraction(predictor.spec)), result
 
 
-def _knn(predictor: Predictor, x: torch.Tensor, method: str) -> tuple[Explanation, CamPass]:
+def knn_cam(predictor: Predictor, x: torch.Tensor, method: str = "similarity") -> tuple[Explanation, CamPass]:
+    """``explain_knn`` on an input batch of one; the caller holds ``predictor.lock``."""
     cam_method = _knn_method(method)
-    model, decision = predictor.embedder, KNNDecision(predictor.knn)
+    model, decision = twin(predictor.embedder), KNNDecision(predictor.knn)
     if cam_method == "scorecam":  # it scores only masked copies: decide on the painting itself first
         with torch.no_grad():
             decision.decide(model(x)[0])
@@ -233,14 +267,14 @@ def explain_finetuned(predictor: Predictor, image: Image.Image, method: str = "g
     """The fine-tuned classifier's CAM for its predicted class, or for class index ``target``."""
     x = predictor.tensor([image])
     with predictor.lock:
-        return _finetuned(predictor, x, method, target)[0]
+        return finetuned_cam(predictor, x, method, target)[0]
 
 
 def explain_knn(predictor: Predictor, image: Image.Image, method: str = "similarity") -> Explanation:
     """The kNN baseline's decision: what makes the painting similar to its neighbours of the predicted class."""
     x = predictor.tensor([image])
     with predictor.lock:
-        return _knn(predictor, x, method)[0]
+        return knn_cam(predictor, x, method)[0]
 
 
 def _channel_sum(activations: torch.Tensor, size: int) -> np.ndarray:
@@ -255,9 +289,9 @@ def feature_map(predictor: Predictor, image: Image.Image, model: str = "finetune
     """The culture study's view: the CAM layer's output summed over channels, in [0, 1] at the input size."""
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
-    net = predictor.classifier if model == "finetuned" else predictor.embedder
     x, seen = predictor.tensor([image]), []
     with predictor.lock:
+        net = twin(predictor.classifier if model == "finetuned" else predictor.embedder)
         handle = net.cam_layer.register_forward_hook(lambda m, i, out: seen.append(out.detach()))
         try:
             with torch.no_grad():
@@ -274,10 +308,11 @@ def explain_both(predictor: Predictor, image: Image.Image, method: str = "gradca
     Returns ``prediction`` (an inference.Prediction built from those passes' outputs), ``finetuned`` and ``knn``
     (Explanations) and ``feature_map`` (the fine-tuned CAM layer's channel sum, from the same activations).
     """
+    _method_class(method), _knn_method(knn_method), _check_target(target, predictor.classes)
     x = predictor.tensor([image])
     with predictor.lock:
-        ft, ft_pass = _finetuned(predictor, x, method, target)
-        kn, kn_pass = _knn(predictor, x, knn_method)
+        ft, ft_pass = finetuned_cam(predictor, x, method, target)
+        kn, kn_pass = knn_cam(predictor, x, knn_method)
     prediction: Prediction = predictor._predictions(ft_pass.outputs, kn_pass.outputs.cpu().numpy(), [name])[0]
     return {"prediction": prediction, "finetuned": ft, "knn": kn,
             "feature_map": _channel_sum(ft_pass.activations, predictor.spec.input_size)}

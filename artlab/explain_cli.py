@@ -1,0 +1,135 @@
+"""``artlab explain RUN IMAGE... --out DIR``: CAM overlays of both models as PNG files, and a predictions table.
+
+Per painting: ``<stem>_finetuned.png`` (the fine-tuned classifier's CAM), ``<stem>_knn.png`` (the kNN baseline's
+similarity CAM) and ``<stem>_featuremap.png`` (the channel-sum feature map), then ``predictions.csv`` for all of them.
+``--faithfulness`` prints the ROAD / confidence-drop table over the run's test split instead (or as well).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .errors import ArtlabError, ConfigError, ImageError
+from .explain import KNN_METHODS, METHODS, Explanation, explain_both, overlay
+from .images import load_image
+from .io import atomic_save
+from .progress import TqdmProgress
+
+
+def parse_target(value: str | None, classes: list[str]) -> int | None:
+    """A class name (or its index) -> the class index."""
+    if value is None:
+        return None
+    if value in classes:
+        return classes.index(value)
+    if value.isdigit() and int(value) < len(classes):
+        return int(value)
+    raise ConfigError(f"unknown class {value!r} for --target; this run's classes: {', '.join(classes)}")
+
+
+def parse_methods(value: str) -> list[str]:
+    """``--method`` for the faithfulness table: one name, a comma-separated list, or 'all'."""
+    from .faithfulness import DEFAULT_METHODS
+    methods = list(DEFAULT_METHODS) if value == "all" else [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"unknown CAM method {', '.join(unknown) or value!r}; choose from: {', '.join(METHODS)}, all")
+    return methods
+
+
+def _save_png(image, path: Path) -> None:
+    atomic_save(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 2
+    while stem in used:  # folder/a.jpg and other/a.jpg must not overwrite each other's overlays
+        stem, n = f"{path.stem}-{n}", n + 1
+    used.add(stem)
+    return stem
+
+
+def _row(result: dict, file: Path, stem: str, classes: list[str]) -> dict:
+    ft: Explanation = result["finetuned"]
+    kn: Explanation = result["knn"]
+    row = result["prediction"].row()
+    row.update(file=str(file), overlay_stem=stem, finetuned_explained=classes[ft.target], finetuned_method=ft.method,
+               knn_explained=classes[kn.target], knn_method=kn.method, knn_similarity=round(kn.similarity, 4))
+    return row
+
+
+def explain_files(predictor, files: list[Path], out: Path, method: str, knn_method: str, target: int | None
+                  ) -> tuple[list[dict], int]:
+    """Write the overlays of each readable file into ``out``; (prediction rows, number of files skipped)."""
+    bar, rows, skipped, used = TqdmProgress(), [], 0, set()
+    bar.stage("explaining", len(files))
+    for f in files:
+        try:
+            image = load_image(f, name=str(f))
+        except ImageError as exc:
+            tqdm.write(f"skipped: {exc}", file=sys.stderr)
+            skipped += 1
+        else:
+            result = explain_both(predictor, image, method, knn_method, target, name=str(f))
+            stem = _unique_stem(f, used)
+            _save_png(overlay(image, result["finetuned"].cam, crop=result["finetuned"].crop),
+                      out / f"{stem}_finetuned.png")
+            _save_png(overlay(image, result["knn"].cam, crop=result["knn"].crop), out / f"{stem}_knn.png")
+            _save_png(overlay(image, result["feature_map"], crop=result["finetuned"].crop),
+                      out / f"{stem}_featuremap.png")
+            rows.append(_row(result, f, stem, predictor.classes))
+        bar.advance()
+    bar.done()
+    return rows, skipped
+
+
+def _check_methods(method: str, knn_method: str) -> None:
+    if method not in METHODS:
+        raise ConfigError(f"unknown CAM method {method!r} for the overlays (one of: {', '.join(METHODS)})")
+    if knn_method not in KNN_METHODS:
+        raise ConfigError(f"unknown --knn-method {knn_method!r}; choose one of: {', '.join(KNN_METHODS)}")
+
+
+def _faithfulness(predictor, a: argparse.Namespace) -> None:
+    from .faithfulness import faithfulness, format_table
+    table = faithfulness(predictor, parse_methods(a.method), limit=a.limit, progress=TqdmProgress())
+    print(f"{predictor.run.name}: faithfulness over {int(table['paintings'].max())} test painting(s)")
+    print(format_table(table))
+
+
+def run_explain(a: argparse.Namespace) -> int:
+    from .cli import _expand_images
+    from .inference import Predictor
+    from .runs import Run
+    if not a.faithfulness and not (a.images and a.out):
+        raise ArtlabError("explain needs images and --out DIR (or --faithfulness for the scores table)")
+    if a.images and not a.out:
+        raise ArtlabError("explain needs --out DIR for the overlays of the images given")
+    if a.faithfulness:
+        parse_methods(a.method)
+        if a.limit is not None and a.limit < 1:
+            raise ConfigError("--limit must be at least 1")
+    files = _expand_images(a.images) if a.images else []
+    if files:
+        _check_methods(a.method, a.knn_method)
+        if Path(a.out).exists() and not Path(a.out).is_dir():
+            raise ArtlabError(f"--out must be a folder, but {a.out} is a file")
+    predictor = Predictor(Run.open(a.run), weights_file=a.weights)
+    target = parse_target(a.target, predictor.classes)
+    if a.faithfulness:
+        _faithfulness(predictor, a)
+    if not files:
+        return 0
+    out = Path(a.out)
+    rows, skipped = explain_files(predictor, files, out, a.method, a.knn_method, target)
+    if not rows:
+        raise ArtlabError(f"none of the {len(files)} file(s) given is a readable image")
+    atomic_save(out / "predictions.csv", lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+    print(f"{len(rows)} painting(s) explained ({a.method}; kNN: {a.knn_method}), overlays and predictions.csv in {out}"
+          + (f"; {skipped} skipped" if skipped else ""))
+    return 0
