@@ -18,6 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 app: $(STAMP)
+	@test -f data/demo/manifest.csv || $(VENV)/bin/artlab data demo --out data/demo >/dev/null  # full-size originals for the CAMs
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true \
 		--server.fileWatcherType none --browser.gatherUsageStats false
 

@@ -216,6 +216,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
 
     _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap)
     card = _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, time.perf_counter() - t_start)
+    card["task"]["collection_relative"] = os.path.relpath(task.root.resolve(), out.resolve())
     atomic_write_json(work / CARD, card)  # last: a folder with card.json is complete
     _publish(work, out)
     return out

@@ -88,7 +88,12 @@ class Run:
 
     @property
     def collection(self) -> Path:
-        return Path(self.card["task"]["collection"])
+        """The collection it was trained on: found beside the run first (so a cloned repo works), else as recorded."""
+        task = self.card["task"]
+        relative = task.get("collection_relative")
+        if relative and (self.path / relative).is_dir():
+            return (self.path / relative).resolve()
+        return Path(task["collection"])
 
     def history(self) -> pd.DataFrame:
         return pd.read_csv(self.path / HISTORY)
