@@ -23,7 +23,7 @@ from PIL import Image
 
 from .errors import ArtlabError, ImageError, RunError
 from .images import encode_jpeg, fit_within, load_image
-from .runs import Run, find_runs
+from .runs import THUMBS, Run, find_runs, thumb_name
 
 log = logging.getLogger("artlab.app")
 
@@ -285,13 +285,8 @@ def test_gallery(run_path: str) -> pd.DataFrame:
 # --- images -------------------------------------------------------------------------------------------------------
 
 def thumbnail(run_path: str, painting_id: str) -> str | None:
-    p = Path(run_path) / "thumbs" / _thumb_name(painting_id)
+    p = Path(run_path) / THUMBS / thumb_name(painting_id)
     return str(p) if p.is_file() else None
-
-
-def _thumb_name(painting_id: str) -> str:
-    from .runs import thumb_name
-    return thumb_name(painting_id)
 
 
 def painting_file(run: Run, painting_id: str, rel_path: str = "") -> Path | None:

@@ -313,7 +313,7 @@ def explain_both(predictor: Predictor, image: Image.Image, method: str = "gradca
     with predictor.lock:
         ft, ft_pass = finetuned_cam(predictor, x, method, target)
         kn, kn_pass = knn_cam(predictor, x, knn_method)
-    prediction: Prediction = predictor._predictions(ft_pass.outputs, kn_pass.outputs.cpu().numpy(), [name])[0]
+    prediction: Prediction = predictor.predictions_from(ft_pass.outputs, kn_pass.outputs.cpu().numpy(), [name])[0]
     return {"prediction": prediction, "finetuned": ft, "knn": kn,
             "feature_map": _channel_sum(ft_pass.activations, predictor.spec.input_size)}
 

@@ -103,7 +103,7 @@ class Predictor:
         out = []
         for i in range(0, len(images), batch_size):
             logits, feats = self.forward(self.tensor(images[i:i + batch_size]))
-            out += self._predictions(logits, feats.cpu().numpy(), names[i:i + batch_size])
+            out += self.predictions_from(logits, feats.cpu().numpy(), names[i:i + batch_size])
         return out
 
     def predict_files(self, sources: list[ImageSource], names: list[str] | None = None
@@ -119,7 +119,8 @@ class Predictor:
         preds = dict(zip(loaded, self.predict_images(list(loaded.values()), [names[i] for i in loaded])))
         return [preds.get(i, errors.get(i)) for i in range(len(sources))]
 
-    def _predictions(self, logits, feats, names) -> list[Prediction]:
+    def predictions_from(self, logits: torch.Tensor, feats: np.ndarray, names: list[str]) -> list[Prediction]:
+        """Predictions from a pass already made (the explanation pass reuses its logits and kNN features)."""
         probs = torch.softmax(logits, dim=1).cpu().numpy()
         shares, scores = self.knn.predict_proba(feats), self.knn.scores(feats)
         sims, idx = self.knn.kneighbors(feats)
