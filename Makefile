@@ -7,6 +7,8 @@ PORT ?= 8501
 # glibc otherwise hands memory back after every batch and CPU timings swing 10x (ENVIRONMENT.md)
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
+# OpenMP threads sleep rather than spin when waiting: much steadier on shared machines
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: app test test-fast bench demo chromium clean
 

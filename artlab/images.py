@@ -21,6 +21,10 @@ ImageSource = Union[str, os.PathLike, bytes, BinaryIO]
 #: Largest image we decode, in pixels. Met "original" scans reach ~50 MP; a 20000 x 20000 bomb is 400 MP.
 MAX_PIXELS = 120_000_000
 
+#: Longest side over shortest side. Models resize the short side to a few hundred pixels, so a 100-byte PNG of
+#: 100000 x 1 pixels would become a 20 GB image. Long handscrolls are around 1:20 to 1:40.
+MAX_ASPECT = 100
+
 #: What the app's uploader accepts (Pillow reads more, but these are what collections hold).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
@@ -54,6 +58,9 @@ def load_image(source: ImageSource, *, name: str | None = None, min_side: int | 
             if w * h > max_pixels:
                 raise ImageError(f"image too large to open safely: {label} is {w} x {h} pixels "
                                  f"(limit {max_pixels // 1_000_000} megapixels)")
+            if max(w, h) > MAX_ASPECT * max(min(w, h), 1):
+                raise ImageError(f"image too elongated to use: {label} is {w} x {h} pixels "
+                                 f"(limit 1:{MAX_ASPECT})")
             if min_side and im.format == "JPEG":
                 im.draft("RGB", (min_side, min_side))
             im.seek(0)  # animated GIF/WebP: the first frame
@@ -77,9 +84,10 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode == "RGB":
         return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
+        arr = np.array(im, dtype=np.float32)  # a writable copy, rescaled in place: a 100 MP scan stays under 1 GB
         lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        arr -= lo
+        arr *= 255.0 / (hi - lo) if hi > lo else 0.0
         return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")

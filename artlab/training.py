@@ -103,11 +103,11 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
                                  "val_accuracy": va_acc, "lr": lr, "best": improved,
                                  "seconds": time.perf_counter() - t0})
         state["epoch"] = epoch
+        stopped = state["since_best"] >= cfg.patience
+        if resume_file is not None:  # before reporting: a callback that raises (Ctrl-C, an app rerun) loses nothing
+            _checkpoint(resume_file, state, model, opt, sched, cfg.method)
         progress.message(f"epoch {epoch}: train loss {tr_loss:.3f} acc {tr_acc:.3f} | val loss {va_loss:.3f} "
                          f"acc {va_acc:.3f}{' *' if improved else ''}")
-        stopped = state["since_best"] >= cfg.patience
-        if resume_file is not None:
-            _checkpoint(resume_file, state, model, opt, sched, cfg.method)
     progress.done()
     return FitResult(state["history"], state["best_state"], state["best_epoch"],
                      stopped_early=stopped and state["epoch"] < cfg.epochs, seconds=state["seconds"])

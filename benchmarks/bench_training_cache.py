@@ -1,0 +1,152 @@
+"""Partial fine-tuning with the frozen part's outputs cached, against recomputing them every epoch.
+
+EfficientNet-Lite0, method ``partial`` (stem frozen, last block + head trained), the demo collection's genre task.
+Both variants are the runner's own code paths (artlab.runner's cached and image batches, artlab.training.run_epoch)
+and train the same model from the same initial head with the same optimiser; their epochs are interleaved (the
+order alternates every epoch) so that load on a shared machine hits both alike. The cached variant pays for its
+cache: the time to compute it (every painting's eval view, as the runner does, plus ``--views`` augmented views of
+each training painting) is counted in its total.
+
+    python benchmarks/bench_training_cache.py [COLLECTION] [--epochs 10] [--views 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import common
+
+common.steady_process()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from artlab.backbones import get_backbone  # noqa: E402
+from artlab.config import TrainConfig  # noqa: E402
+from artlab.data import make_task  # noqa: E402
+from artlab.models import Classifier, Head, apply_method, train_mode  # noqa: E402
+from artlab.progress import Progress  # noqa: E402
+from artlab.runner import _cached_batches, _Frozen, _image_batches  # noqa: E402
+from artlab.training import make_optimizer, run_epoch  # noqa: E402
+
+TARGET_SPEEDUP = 3.0
+
+
+class Variant:
+    """One way of training: a model, its optimiser, its batches, and what it measured."""
+
+    def __init__(self, name: str, cfg: TrainConfig, spec, n_classes: int):
+        self.name, self.cfg = name, cfg
+        torch.manual_seed(cfg.seed)  # both variants start from the same head
+        parts, _ = spec.parts(pretrained=True)
+        self.model = apply_method(Classifier(parts, Head(cfg.head, spec.feature_dim, n_classes)), cfg.method).eval()
+        self.opt = make_optimizer([p for p in self.model.parameters() if p.requires_grad], cfg)
+        self.cache_seconds, self.epoch_seconds, self.val = 0.0, [], []
+
+    def epoch(self, epoch: int, criterion: nn.Module) -> None:
+        def work():
+            torch.manual_seed(self.cfg.seed * 1000 + epoch)
+            train_mode(self.model, self.cfg.method)
+            run_epoch(self.forward, self.train_batches, criterion, torch.device("cpu"), self.opt)
+            self.model.eval()
+            self.val.append(run_epoch(self.forward, self.val_batches, criterion, torch.device("cpu")))
+        self.epoch_seconds.append(common.seconds(work))
+
+    def images_per_second(self, n_train: int) -> float:
+        return len(self.epoch_seconds) * n_train / (self.cache_seconds + sum(self.epoch_seconds))
+
+    def best_val(self) -> tuple[int, float]:
+        """(epoch, validation accuracy) of the lowest validation loss: the weights a run would keep."""
+        losses = [loss for loss, _ in self.val]
+        best = int(np.argmin(losses))
+        return best + 1, self.val[best][1]
+
+
+def setup(args) -> tuple[TrainConfig, list[Variant], object]:
+    collection = Path(args.collection) if args.collection else common.demo_collection()
+    cfg = TrainConfig(collection=str(collection), label="genre", backbone="efficientnet_lite0", method="partial",
+                      epochs=args.epochs, patience=args.epochs, cache_views=args.views, device="cpu", seed=0)
+    task = make_task(cfg)
+    spec = get_backbone(cfg.backbone)
+    cached, uncached = (Variant(n, cfg, spec, len(task.classes)) for n in ("cached", "uncached"))
+
+    df = task.df
+    idx = {s: np.flatnonzero(df["split"].to_numpy() == s) for s in ("train", "val")}
+    y = torch.tensor(df["y"].to_numpy())
+    uncached.forward = uncached.model
+    uncached.train_batches = _image_batches(task, "train", spec, cfg, True)
+    uncached.val_batches = _image_batches(task, "val", spec, cfg, False)
+    _warm_up(cached.model, uncached.val_batches)
+
+    def build_cache():
+        cached.frozen = _Frozen(cached.model.stem, task, spec, cfg, torch.device("cpu"), Progress())
+    cached.cache_seconds = common.seconds(build_cache)
+    cached.forward = cached.model.from_stem
+    cached.train_batches = _cached_batches(cached.frozen, idx["train"], y[idx["train"]], cfg.batch_size, True)
+    cached.val_batches = _cached_batches(cached.frozen, idx["val"], y[idx["val"]], cfg.batch_size, False)
+    return cfg, [cached, uncached], task
+
+
+@torch.no_grad()
+def _warm_up(model: Classifier, batches) -> None:
+    """One untimed pass so that thread pools and oneDNN kernels are ready before either variant is timed."""
+    for x, _ in batches():
+        model(x)
+        break
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("collection", nargs="?", default=None, help="a collection folder (default: the demo, built now)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--views", type=int, default=2, help="augmented views cached per training image")
+    args = p.parse_args()
+
+    cfg, variants, task = setup(args)
+    cached, uncached = variants
+    n_train, n_val = task.split_sizes()["train"], task.split_sizes()["val"]
+    common.header(f"training cache: efficientnet_lite0 partial, genre, {n_train} train / {n_val} val paintings, "
+                  f"{cfg.epochs} epochs, {cfg.cache_views} cached views, batch {cfg.batch_size}, "
+                  f"{common.torch_threads()} threads; cached (cache time counted) vs recomputed every epoch")
+    criterion = nn.CrossEntropyLoss()
+    for epoch in range(1, cfg.epochs + 1):
+        for v in (variants if epoch % 2 else variants[::-1]):
+            v.epoch(epoch, criterion)
+    report(cached, uncached, n_train, n_val)
+    return common.finish()
+
+
+def report(cached: Variant, uncached: Variant, n_train: int, n_val: int) -> None:
+    med_c, med_u = common.median(cached.epoch_seconds), common.median(uncached.epoch_seconds)
+    common.note(f"cache (eval view of all {len(cached.frozen.all)} paintings + views of the training ones) built in "
+                f"{cached.cache_seconds:.1f}s; epoch (train + val) cached "
+                f"{common.spread(cached.epoch_seconds)}, uncached {common.spread(uncached.epoch_seconds)}")
+    ips_c, ips_u = cached.images_per_second(n_train), uncached.images_per_second(n_train)
+    speedup = ips_c / ips_u
+    common.result("train images/s, cached (incl. cache time)", f"{ips_c:.1f}")
+    common.result("train images/s, recomputed every epoch", f"{ips_u:.1f}")
+    common.result("speed-up, cached vs recomputed", f"{speedup:.2f}x", f">= {TARGET_SPEEDUP:.0f}x",
+                  speedup >= TARGET_SPEEDUP)
+    common.result("speed-up per epoch, cache time excluded", f"{med_u / med_c:.2f}x")
+    gain = med_u - med_c
+    common.result("break-even epochs (cache / per-epoch gain)", f"{cached.cache_seconds / gain:.1f}" if gain > 0
+                  else "never")
+    (ep_c, acc_c), (ep_u, acc_u) = cached.best_val(), uncached.best_val()
+    # Two accuracies on n_val paintings each differ by chance alone with a standard error of about
+    # sqrt(2 p (1 - p) / n_val); within two of those the variants are indistinguishable here.
+    p = (acc_c + acc_u) / 2
+    noise = 2 * math.sqrt(2 * max(p * (1 - p), 1 / n_val) / n_val)
+    common.result(f"val accuracy cached (best epoch {ep_c})", f"{acc_c:.3f}")
+    common.result(f"val accuracy recomputed (best epoch {ep_u})", f"{acc_u:.3f}")
+    common.result(f"val accuracy difference (n={n_val})", f"{acc_c - acc_u:+.3f}", f"|d| <= {noise:.2f} (2 SE)",
+                  abs(acc_c - acc_u) <= noise)
+    last = f"{cached.val[-1][1]:.3f} / {uncached.val[-1][1]:.3f}"
+    common.result("val accuracy, last epoch, cached / recomputed", last)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
