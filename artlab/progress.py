@@ -40,17 +40,3 @@ class TqdmProgress(Progress):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-
-class CallbackProgress(Progress):
-    """Adapts ``progress(done, total)`` callbacks (collection builders) to this interface and back."""
-
-    def __init__(self, callback):
-        self.callback, self.total, self.count = callback, 0, 0
-
-    def stage(self, name, total):
-        self.total, self.count = total, 0
-
-    def advance(self, n=1):
-        self.count += n
-        self.callback(self.count, self.total)

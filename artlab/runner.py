@@ -135,14 +135,10 @@ def build_models(spec: BackboneSpec, cfg: TrainConfig, n_classes: int) -> tuple[
     pretrained = cfg.method != "scratch"
     parts, provenance = spec.parts(pretrained=pretrained, weights_file=cfg.weights_file)
     model = apply_method(Classifier(parts, Head(cfg.head, spec.feature_dim, n_classes)), cfg.method)
-    if pretrained:
-        eparts, _ = spec.parts(pretrained=True, weights_file=cfg.weights_file)
-        embedder = Embedder(eparts)
-    else:  # the baseline still uses ImageNet features; provenance records both
-        eparts, eprov = spec.parts(pretrained=True, weights_file=cfg.weights_file)
-        embedder = Embedder(eparts)
+    eparts, eprov = spec.parts(pretrained=True, weights_file=cfg.weights_file)  # the kNN baseline's own copy
+    if not pretrained:  # a scratch classifier; the baseline still sees ImageNet features: the card records both
         provenance = {"classifier": provenance, **eprov}
-    return model, embedder, provenance
+    return model, Embedder(eparts), provenance
 
 
 def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, umap: bool = True) -> Path:
