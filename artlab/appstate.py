@@ -390,9 +390,10 @@ def predict(run_path: str, name: str, data: bytes):
 @st.cache_data(show_spinner=False, max_entries=128)
 def _explain(run_path: str, stamp: int, name: str, data: bytes, method: str) -> dict:
     from . import explain
-    image = load_image(data, name=name)
+    predictor = load_predictor(run_path)
+    image = predictor.load(data, name=name)  # decoded exactly as for the prediction
     # The kNN side takes the same CAM method on its similarity-to-neighbours target (gradcam there is "similarity").
-    result = explain.explain_both(load_predictor(run_path), image, method=method, knn_method=method, name=name)
+    result = explain.explain_both(predictor, image, method=method, knn_method=method, name=name)
     return {model: _plain(result[model], result["prediction"].classes) for model in ("finetuned", "knn")}
 
 
@@ -412,17 +413,11 @@ def explanations(run_path: str, name: str, data: bytes, method: str) -> dict:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _feature_maps(run_path: str, stamp: int, name: str, data: bytes) -> dict[str, dict]:
     from . import explain
-    image = load_image(data, name=name)
     predictor = load_predictor(run_path)
+    image = predictor.load(data, name=name)
     crop = explain.crop_fraction(predictor.spec)
-    return {model: {"cam": _unit(explain.feature_map(predictor, image, model=model)), "crop": crop}
+    return {model: {"cam": explain.feature_map(predictor, image, model=model).astype(np.float32), "crop": crop}
             for model in ("finetuned", "knn")}
-
-
-def _unit(a) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    lo, hi = float(a.min()), float(a.max())
-    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
 def feature_maps(run_path: str, name: str, data: bytes) -> dict[str, dict]:

@@ -16,7 +16,6 @@ from tqdm import tqdm
 
 from .errors import ArtlabError, ConfigError, ImageError
 from .explain import KNN_METHODS, METHODS, Explanation, explain_both, overlay
-from .images import load_image
 from .io import atomic_save
 from .progress import TqdmProgress
 
@@ -70,7 +69,7 @@ def explain_files(predictor, files: list[Path], out: Path, method: str, knn_meth
     bar.stage("explaining", len(files))
     for f in files:
         try:
-            image = load_image(f, name=str(f))
+            image = predictor.load(f, name=str(f))  # decoded as `artlab predict` does
         except ImageError as exc:
             tqdm.write(f"skipped: {exc}", file=sys.stderr)
             skipped += 1
