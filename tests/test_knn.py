@@ -45,3 +45,19 @@ def test_select_k_prefers_small_k_on_ties():
 def test_bad_input():
     with pytest.raises(ConfigError):
         KNNBaseline().fit(np.zeros((0, 3)), np.zeros(0))
+
+
+def test_large_reference_sets_search_through_faiss_with_the_same_answers(monkeypatch):
+    pytest.importorskip("faiss")
+    import artlab.knn as knn_module
+    X, y = _blobs(n=200, d=32)
+    Xq, _ = _blobs(n=20, d=32, seed=5)
+    brute = KNNBaseline(k=7).fit(X, y)
+    expected = brute.kneighbors(Xq)
+    monkeypatch.setattr(knn_module, "FAISS_MIN_REFERENCES", 10)
+    fast = KNNBaseline(k=7).fit(X, y)
+    sims, idx = fast.kneighbors(Xq)
+    assert fast._index is not None, "the FAISS path was not taken"
+    assert np.allclose(sims, expected[0], atol=1e-5)
+    assert (idx == expected[1]).mean() > 0.99  # only exact ties may swap places
+    assert np.array_equal(fast.predict(Xq), brute.predict(Xq))
