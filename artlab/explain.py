@@ -93,20 +93,20 @@ class KNNDecision:
         if self.target is not None:
             return
         feats = embedding.detach().float().cpu().numpy().reshape(1, -1)
-        self.scores = self.knn.scores(feats)[0]
+        _, scores, sims, idx = self.knn.vote(feats)
+        self.scores = scores[0]
         self.label = int(np.argmax(self.scores))
-        self.neighbours = self._neighbours(feats)
+        self.neighbours = self._neighbours(feats, sims, idx)
         self.target = NeighbourSimilarity(self.knn.X_[self.neighbours])
         self.similarity = float(self.target(embedding.detach().float().reshape(-1)))
 
-    def _neighbours(self, feats: np.ndarray) -> np.ndarray:
+    def _neighbours(self, feats: np.ndarray, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """The k nearest references of the predicted class, leaving out the painting itself if it is one of them.
 
         A training painting is its own nearest neighbour, and cosine similarity to itself is at its maximum, where its
         gradient is zero: a CAM of that would be noise. If no other neighbour of the class is among the k, the
         nearest other reference of the class stands in.
         """
-        sims, idx = self.knn.kneighbors(feats)
         of_class = self.knn.y_[idx[0]] == self.label
         keep = idx[0][of_class & (sims[0] < SAME_PAINTING)]
         if len(keep):

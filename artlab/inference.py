@@ -122,8 +122,7 @@ class Predictor:
     def predictions_from(self, logits: torch.Tensor, feats: np.ndarray, names: list[str]) -> list[Prediction]:
         """Predictions from a pass already made (the explanation pass reuses its logits and kNN features)."""
         probs = torch.softmax(logits, dim=1).cpu().numpy()
-        shares, scores = self.knn.predict_proba(feats), self.knn.scores(feats)
-        sims, idx = self.knn.kneighbors(feats)
+        shares, scores, sims, idx = self.knn.vote(feats)
         return [Prediction(name, self.classes, probs[j], shares[j], scores[j], self._neighbours(sims[j], idx[j]))
                 for j, name in enumerate(names)]
 

@@ -56,28 +56,34 @@ class KNNBaseline:
         """(cosine similarities, indices into the reference set), nearest first."""
         return self._search(X, k or self.k_)
 
+    def vote(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Everything the baseline says, from one search: (vote shares, tie-broken scores, similarities, indices)."""
+        sims, idx = self._search(X, self.k_)
+        return self._shares(idx), self._vote(sims, idx), sims, idx
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Vote shares per class (rows sum to 1)."""
-        sims, idx = self._search(X, self.k_)
-        votes = np.zeros((len(idx), self.n_classes_))
-        np.add.at(votes, (np.arange(len(idx))[:, None], self.y_[idx]), 1.0)
-        return votes / idx.shape[1]
+        return self._shares(self._search(X, self.k_)[1])
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Vote shares with ties broken by summed similarity (what ``predict`` and top-3 rank by)."""
-        sims, idx = self._search(X, self.k_)
-        return self._vote(sims, idx)
+        return self._vote(*self._search(X, self.k_))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.scores(X).argmax(axis=1)
 
+    def _tally(self, idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Per row, the sum of ``weights`` over the neighbours of each class."""
+        out = np.zeros((len(idx), self.n_classes_))
+        np.add.at(out, (np.arange(len(idx))[:, None], self.y_[idx]), weights)
+        return out
+
+    def _shares(self, idx: np.ndarray) -> np.ndarray:
+        return self._tally(idx, np.ones(idx.shape)) / idx.shape[1]
+
     def _vote(self, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        votes = np.zeros((len(idx), self.n_classes_))
-        rows = np.arange(len(idx))[:, None]
-        np.add.at(votes, (rows, self.y_[idx]), 1.0)
-        closeness = np.zeros_like(votes)
-        np.add.at(closeness, (rows, self.y_[idx]), sims)
-        return votes / idx.shape[1] + 1e-6 * closeness  # a tie goes to the class whose neighbours are closer
+        # a tie goes to the class whose neighbours are closer
+        return self._shares(idx) + 1e-6 * self._tally(idx, sims)
 
     def _search(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not hasattr(self, "X_"):

@@ -200,8 +200,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     knn = KNNBaseline(ks=cfg.knn_ks, n_classes=len(task.classes))
     knn.fit(knn_feats[idx["train"]], y[idx["train"]], df["id"].to_numpy()[idx["train"]])
     k_curve = knn.select_k(knn_feats[idx["val"]], y[idx["val"]])
-    knn_scores = knn.scores(knn_feats[idx["test"]])
-    knn_share = knn.predict_proba(knn_feats[idx["test"]])
+    knn_share, knn_scores, _, _ = knn.vote(knn_feats[idx["test"]])
 
     t = idx["test"]
     metrics = {"finetuned": classification_report(y[t], probs[t].argmax(1), probs[t], task.classes),
