@@ -163,7 +163,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     if frozen_part:
         fn = model.stem if frozen_part == "stem" else model.features
         frozen = _Frozen(fn, task, spec, cfg, device, progress)
-        forward = (lambda s: model.from_stem(s)) if frozen_part == "stem" else model.head
+        forward = model.from_stem if frozen_part == "stem" else model.head
         train_b = _cached_batches(frozen, idx["train"], y_all[idx["train"]], cfg.batch_size, train=True)
         val_b = _cached_batches(frozen, idx["val"], y_all[idx["val"]], cfg.batch_size, train=False)
     else:
@@ -176,23 +176,21 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     model.load_state_dict(result.best_state, strict=False)
     model.eval()
 
-    # Every labelled painting through both models once: logits, penultimate embeddings, kNN features.
+    # Every labelled painting through both models once: pooled features -> penultimate embeddings -> logits,
+    # and the frozen pretrained features the kNN uses.
     if frozen_part == "stem":
-        logits = batched(lambda s: model.from_stem(s), frozen.all, device)
-        emb = batched(lambda s: model.from_stem(s, pre_logits=True), frozen.all, device)
+        feats = batched(lambda s: model.pool(model.block(s)), frozen.all, device)
         knn_feats = batched(embedder.from_stem, frozen.all, device)
     elif frozen_part == "features":
-        logits = batched(model.head, frozen.all, device)
-        emb = batched(lambda f: model.head(f, pre_logits=True), frozen.all, device)
-        knn_feats = frozen.all
+        feats = knn_feats = frozen.all
     else:
         ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
         feats = compute(model.features, loader(ds, cfg.batch_size, cfg.workers), progress, "embeddings", len(ds),
                         device)
-        logits = batched(model.head, feats, device)
-        emb = batched(lambda f: model.head(f, pre_logits=True), feats, device)
         knn_feats = compute(embedder, loader(ds, cfg.batch_size, cfg.workers), progress, "kNN features", len(ds),
                             device)
+    emb = batched(lambda f: model.head(f, pre_logits=True), feats, device)
+    logits = batched(model.head.fc, emb, device)
     probs = torch.softmax(logits, dim=1).numpy()
     emb, knn_feats = emb.numpy(), knn_feats.numpy()
     y = df["y"].to_numpy()
