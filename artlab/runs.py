@@ -20,7 +20,7 @@ import torch
 from .backbones import BackboneSpec, get_backbone
 from .errors import RunError
 from .knn import KNNBaseline
-from .models import Classifier, Embedder, Head, trainable_prefixes
+from .models import Classifier, Embedder, Head, frozen_prefix, trainable_prefixes
 
 CARD, MODEL, KNN, HISTORY, PREDICTIONS, EMBEDDINGS, GEOMETRY, UMAP = (
     "card.json", "model.pt", "knn.npz", "history.csv", "predictions.csv", "embeddings.npz", "geometry.json",
@@ -155,7 +155,7 @@ def load_classifier(run: Run, weights_file: str | None = None) -> Classifier:
     card = run.card
     method = card["method"]
     state = safe_load_state(run.path / MODEL)
-    pretrained = method in ("partial", "transfer")
+    pretrained = frozen_prefix(method) is not None  # only the trained part is stored; the rest is pretrained
     parts, provenance = run.spec.parts(pretrained=pretrained, weights_file=weights_file)
     expected = card["backbone"].get("weights", {}).get("sha256")
     if pretrained and expected and provenance.get("sha256") and provenance["sha256"] != expected:
