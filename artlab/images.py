@@ -65,7 +65,7 @@ def load_image(source: ImageSource, *, name: str | None = None, min_side: int | 
                 im.draft("RGB", (min_side, min_side))
             im.seek(0)  # animated GIF/WebP: the first frame
             im.load()
-            im = ImageOps.exif_transpose(im)
+            ImageOps.exif_transpose(im, in_place=True)  # upright; no copy when there is nothing to turn
             return to_rgb(im)
     except ImageError:
         raise
