@@ -4,9 +4,9 @@ Decoding a JPEG and resizing it (Pillow) and converting it to a tensor (torch) r
 model's forward pass, so a couple of threads overlap reading the next batch with computing this one, without the
 start-up cost and memory of DataLoader worker processes.
 
-Items are fetched in order and yielded in order. Random transforms (augmentation) draw from torch's global generator
-from several threads at once, so which image gets which draw is not reproducible under a seed: use this for
-deterministic (eval) transforms.
+Items are fetched in order and yielded in order. A random transform that draws from torch's global generator gets
+its draws in whatever order the threads run; give each item its own generator (``ImageDataset(seed=...)``) to keep
+augmented views reproducible.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from torch import nn
 from . import __version__
 from .backbones import BackboneSpec, get_backbone
 from .config import TrainConfig
-from .data import ImageDataset, Task, class_weights, loader, make_task
+from .data import ImageDataset, Task, class_weights, in_order, loader, make_task
 from .geometry import class_geometry, umap_coordinates
 from .images import encode_jpeg, fit_within, load_image
 from .io import atomic_save, atomic_savez, atomic_write_bytes, atomic_write_json
@@ -48,15 +48,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def compute(fn, batches, progress: Progress, name: str, total: int, device) -> torch.Tensor:
-    """Run ``fn`` over image batches under no_grad; outputs concatenated on the CPU."""
+def compute(fn, batches, progress: Progress, name: str, total: int, device):
+    """Run ``fn`` over image batches under no_grad; outputs concatenated on the CPU (a tuple of them when ``fn``
+    returns a tuple)."""
     progress.stage(name, total)
     outs = []
     for x in batches:
         x = x[0] if isinstance(x, (list, tuple)) else x
-        outs.append(fn(x.to(device)).float().cpu())
+        y = fn(x.to(device))
+        outs.append(tuple(t.float().cpu() for t in y) if isinstance(y, tuple) else y.float().cpu())
         progress.advance(len(x))
     progress.done()
+    if outs and isinstance(outs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outs))
     return torch.cat(outs)
 
 
@@ -98,14 +102,14 @@ class _Frozen:
     def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress):
         df = task.df
         ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
-        self.all = compute(fn, loader(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
+        self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
         train = df[df["split"] == "train"]
-        aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size)
         views = []
-        for v in range(cfg.cache_views):
-            torch.manual_seed(cfg.seed * 100 + v)  # the same augmented views after a restart
-            views.append(compute(fn, loader(aug, cfg.batch_size, 0), progress, f"augmented view {v + 1}", len(aug),
-                                 device))
+        for v in range(cfg.cache_views):  # seeded per painting: the same augmented views after a restart
+            aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
+                               seed=cfg.seed * 100 + v)
+            views.append(compute(fn, in_order(aug, cfg.batch_size, cfg.workers), progress, f"augmented view {v + 1}",
+                                 len(aug), device))
         self.views = torch.stack(views)
 
 
@@ -128,7 +132,34 @@ def _image_batches(task: Task, split: str, spec: BackboneSpec, cfg: TrainConfig,
     rows = task.rows(split)
     tf = train_transform(spec) if train else eval_transform(spec)
     ds = ImageDataset(task.root, rows["path"], tf, min_side=spec.resize_size, labels=rows["y"].tolist())
-    return lambda: iter(loader(ds, cfg.batch_size, cfg.workers, shuffle=train))
+    if train:
+        return lambda: iter(loader(ds, cfg.batch_size, cfg.workers, shuffle=True))
+    return lambda: in_order(ds, cfg.batch_size, cfg.workers)
+
+
+def final_features(model: Classifier, embedder: Embedder, task: Task, spec: BackboneSpec, cfg: TrainConfig,
+                   frozen: _Frozen | None, device, progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every labelled painting's pooled features through the trained classifier, and the frozen pretrained features
+    the kNN uses. The part the two share (the frozen stem for partial, everything but the head for transfer) runs
+    once: from the cache when there is one, else in one pass over the images."""
+    shared = frozen_prefix(cfg.method)
+    if frozen is not None and shared == "stem":
+        return (batched(lambda s: model.pool(model.block(s)), frozen.all, device),
+                batched(embedder.from_stem, frozen.all, device))
+    if frozen is not None:
+        return frozen.all, frozen.all
+
+    def both(x):
+        if shared == "stem":
+            s = model.stem(x)
+            return model.pool(model.block(s)), embedder.from_stem(s)
+        if shared == "features":
+            f = embedder(x)
+            return f, f
+        return model.features(x), embedder(x)
+
+    ds = ImageDataset(task.root, task.df["path"], eval_transform(spec), min_side=spec.resize_size)
+    return compute(both, in_order(ds, cfg.batch_size, cfg.workers), progress, "embeddings", len(ds), device)
 
 
 def build_models(spec: BackboneSpec, cfg: TrainConfig, n_classes: int) -> tuple[Classifier, Embedder, dict]:
@@ -176,19 +207,8 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     model.load_state_dict(result.best_state, strict=False)
     model.eval()
 
-    # Every labelled painting through both models once: pooled features -> penultimate embeddings -> logits,
-    # and the frozen pretrained features the kNN uses.
-    if frozen_part == "stem":
-        feats = batched(lambda s: model.pool(model.block(s)), frozen.all, device)
-        knn_feats = batched(embedder.from_stem, frozen.all, device)
-    elif frozen_part == "features":
-        feats = knn_feats = frozen.all
-    else:
-        ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
-        feats = compute(model.features, loader(ds, cfg.batch_size, cfg.workers), progress, "embeddings", len(ds),
-                        device)
-        knn_feats = compute(embedder, loader(ds, cfg.batch_size, cfg.workers), progress, "kNN features", len(ds),
-                            device)
+    feats, knn_feats = final_features(model, embedder, task, spec, cfg, frozen if frozen_part else None, device,
+                                      progress)
     emb = batched(lambda f: model.head(f, pre_logits=True), feats, device)
     logits = batched(model.head.fc, emb, device)
     probs = torch.softmax(logits, dim=1).numpy()
