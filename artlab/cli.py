@@ -196,6 +196,8 @@ def cmd_experiment(a) -> int:
 # --- parser -----------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from .collection import MAX_SIDE
+
     p = argparse.ArgumentParser(prog="artlab", description="Genre and cultural-origin studies of paintings: "
                                 "collections, training, evaluation, explanations.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -226,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     for q in (demo, folder, wiki, met):
         q.add_argument("--out", required=True)
     for q in (folder, wiki, met):
-        q.add_argument("--max-side", type=int, default=1024 if q is not wiki else 512)
+        q.add_argument("--max-side", type=int, default=MAX_SIDE if q is not wiki else 512)
 
     t = sub.add_parser("train", help="train the fine-tuned model and the kNN baseline; write a run folder")
     _add_train_options(t)

@@ -21,6 +21,10 @@ REPORT = "report.json"
 REQUIRED_COLUMNS = ("id", "path", "title", "artist", "date", "source", "license")
 LABEL_COLUMNS = ("genre", "culture")
 
+#: The long side, in pixels, that collection builders shrink images to by default (WikiArt: 512). Models resize the
+#: short side to a few hundred pixels; files this size decode in a few ms (benchmarks/bench_embed_throughput.py).
+MAX_SIDE = 1024
+
 
 @dataclasses.dataclass
 class BuildReport:

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import pandas as pd
 from PIL import Image
 
-from ..collection import MANIFEST, REQUIRED_COLUMNS, BuildReport, write_manifest
+from ..collection import MANIFEST, MAX_SIDE, REQUIRED_COLUMNS, BuildReport, write_manifest
 from ..errors import CollectionError, ConfigError, ImageError
 from ..images import IMAGE_SUFFIXES, encode_jpeg, fit_within, load_image
 from ..io import atomic_write_bytes
@@ -43,7 +43,7 @@ class Item:
 
 
 def build_folder(src: str | Path, out: str | Path, *, label: str = "genre", csv: str | Path | None = None,
-                 max_side: int | None = 1024, copy: bool = True, progress: ProgressFn | None = None) -> BuildReport:
+                 max_side: int | None = MAX_SIDE, copy: bool = True, progress: ProgressFn | None = None) -> BuildReport:
     """Build a collection in ``out`` from a folder of class sub-folders, or from a CSV of ``path,label``.
 
     ``src`` is the folder (or the CSV itself). With ``csv``, relative paths are looked up beside the CSV first, then

@@ -3,7 +3,7 @@
 One entry point::
 
     build_met(out, objects_csv, *, api=DEFAULT_API, min_per_class=100, netherlandish=None, exclusions=None,
-              max_side=1024, original=False, workers=8, rate=80.0, limit=None, progress=None,
+              max_side=MAX_SIDE, original=False, workers=8, rate=80.0, limit=None, progress=None,
               timeout=30.0, retries=4, backoff=1.0) -> BuildReport
 
 What it does, in order (each step is a small function below, usable on its own):
@@ -51,7 +51,7 @@ from urllib.parse import urlparse
 import pandas as pd
 import requests
 
-from ..collection import BuildReport, write_manifest
+from ..collection import MAX_SIDE, BuildReport, write_manifest
 from ..errors import CollectionError, ConfigError, DownloadError, ImageError
 from ..images import encode_jpeg, fit_within, load_image
 from ..io import atomic_save, atomic_write_bytes
@@ -545,7 +545,7 @@ def save_image(data: bytes, target: Path, max_side: int | None, name: str) -> No
     atomic_write_bytes(target, encode_jpeg(fit_within(im, max_side) if max_side else im))
 
 
-def fetch_image(client: MetClient, object_id: str, target: Path, *, max_side: int | None = 1024,
+def fetch_image(client: MetClient, object_id: str, target: Path, *, max_side: int | None = MAX_SIDE,
                 original: bool = False) -> str:
     """Make ``target`` a good image of the object: 'present' if it already was, else 'downloaded'.
 
@@ -569,7 +569,7 @@ def fetch_image(client: MetClient, object_id: str, target: Path, *, max_side: in
 
 
 def download_images(df: pd.DataFrame, folder: Path, client: MetClient, *, workers: int = 8,
-                    max_side: int | None = 1024, original: bool = False,
+                    max_side: int | None = MAX_SIDE, original: bool = False,
                     progress: Progress | None = None) -> tuple[dict[str, Unavailable], collections.Counter]:
     """Fetch every row's image into ``folder/images`` in parallel: ({object_id: failure}, outcome counts)."""
     images = Path(folder) / "images"
@@ -637,7 +637,7 @@ def finish_report(report: BuildReport, df: pd.DataFrame, failures: dict[str, Una
 
 
 def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_API, min_per_class: int = 100,
-              netherlandish: str | None = None, exclusions: str | Path | None = None, max_side: int | None = 1024,
+              netherlandish: str | None = None, exclusions: str | Path | None = None, max_side: int | None = MAX_SIDE,
               original: bool = False, workers: int = 8, rate: float = MET_RATE_LIMIT, limit: int | None = None,
               progress: Progress | None = None, timeout: float = 30.0, retries: int = 4,
               backoff: float = 1.0) -> BuildReport:
