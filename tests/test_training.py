@@ -108,3 +108,27 @@ def test_real_study_backbone_offline(tmp_path, monkeypatch, demo_collection):
     assert card["backbone"]["weights"]["file"] == str(target)
     assert card["backbone"]["input_size"] == 224 and card["backbone"]["mean"][0] == pytest.approx(0.485)
     pd.read_csv(out / "predictions.csv")
+
+
+def test_a_run_without_the_cache_computes_the_same_features(genre_run, demo_collection, tmp_path):
+    """cache_views=0: no frozen-feature cache, so after training the runner passes over the images once, the shared
+    frozen stem feeding both models. The kNN's features must equal those the cached run computed, and the stored
+    predictions must be what the saved model gives."""
+    from artlab.config import TrainConfig
+    from artlab.inference import Predictor
+    from artlab.runner import train_run
+    cfg = TrainConfig(collection=str(demo_collection), label="genre", backbone="efficientnet_lite0", method="partial",
+                      epochs=1, patience=1, cache_views=0)
+    run = Run.open(train_run(cfg, tmp_path / "uncached", umap=False))
+    cached = Run.open(genre_run)
+    a, b = run.embeddings(), cached.embeddings()
+    assert list(a["ids"]) == list(b["ids"])
+    assert np.allclose(a["knn_embeddings"], b["knn_embeddings"], atol=1e-4)
+    assert not np.allclose(a["embeddings"], b["embeddings"], atol=1e-2)  # different training, different model
+
+    pred = run.predictions().head(4)
+    paths = run.paintings().set_index("id").loc[pred["id"], "path"]
+    out = Predictor(run).predict_files([demo_collection / p for p in paths])
+    for (_, row), p in zip(pred.iterrows(), out):
+        expected = row[[f"finetuned:{c}" for c in run.classes]].to_numpy(dtype=float)
+        assert np.allclose(p.probs, expected, atol=1e-3)
