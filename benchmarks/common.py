@@ -93,7 +93,7 @@ def result(name: str, value: str, target: str = "-", ok: bool | None = None) -> 
     status = "INFO" if ok is None else ("PASS" if ok else "FAIL")
     if ok is False:
         _failures.append(name)
-    print(f"{name:<44}  {value:>14}  {target:<16}  {status}", flush=True)
+    print(f"{name:<64}  {value:>14}  {target:<16}  {status}", flush=True)
 
 
 def finish() -> int:
@@ -150,3 +150,8 @@ def run_from_argv(argv: list[str] | None = None) -> Path:
 def torch_threads() -> int:
     import torch
     return torch.get_num_threads()
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (the affinity mask, not the machine's total)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
