@@ -91,11 +91,13 @@ def loader(dataset: Dataset, batch_size: int, workers: int = 0, shuffle: bool = 
 
 
 def in_order(dataset: Dataset, batch_size: int, workers: int = 0) -> Iterator:
-    """The dataset's batches in order, for a deterministic (eval) transform.
+    """The dataset's batches in order, for a deterministic transform (an eval transform, or a random one seeded per
+    item: ``ImageDataset(seed=...)``).
 
     With ``workers`` > 0, DataLoader worker processes; otherwise background threads (artlab.prefetch) decode the next
-    batches while the model computes this one: no process start-up, and 1.2-1.5x the images per second of loading
-    in the main thread on a 2-core machine (benchmarks/bench_embed_throughput.py).
+    batches while the model computes this one: no process start-up, 1.05-1.15x the images per second of loading in
+    the main thread when the forward pass keeps both cores of a 2-core machine busy, up to 1.25x with a core to spare
+    (benchmarks/bench_embed_throughput.py).
     """
     if workers > 0:
         return iter(loader(dataset, batch_size, workers))
