@@ -4,8 +4,10 @@ Method ``partial`` (stem frozen, last block + head trained), the demo collection
 EfficientNet-Lite0 (the embedded default, ImageNet weights: speed-up and validation accuracy) and DenseNet121 (the
 genre study's backbone, judged; random weights when its ImageNet weights are not on the machine: then the speed-up
 only, which does not depend on the weights). Lite0's trained last block is about half of its compute, which caps
-what caching the rest can save; DenseNet121's denseblock4 is a much smaller share. Both variants are the runner's
-own code paths (artlab.runner's cached and image batches, artlab.training.run_epoch) and train the same model from the same initial head with the same optimiser; their epochs are interleaved (the
+what caching the rest can save; DenseNet121's denseblock4 is a much smaller share.
+
+Both variants are the runner's own code paths (artlab.runner's cached and image batches, artlab.training.run_epoch)
+and train the same model from the same initial weights with the same optimiser; their epochs are interleaved (the
 order alternates every epoch) so that load on a shared machine hits both alike. The cached variant pays for its
 cache: the time to compute it (every painting's eval view, as the runner does, plus ``--views`` augmented views of
 each training painting) is counted in its total, and so is, for both, what the runner does after training (every
