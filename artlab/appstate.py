@@ -21,6 +21,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from . import tables
 from .errors import ArtlabError, ImageError, RunError
 from .images import encode_jpeg, fit_within, load_image
 from .runs import THUMBS, Run, find_runs, thumb_name
@@ -207,75 +208,10 @@ def percent_table(df: pd.DataFrame, columns) -> tuple[pd.DataFrame, dict]:
     return shown, {c: st.column_config.NumberColumn(c, format="%.0f%%") for c in columns}
 
 
-# --- derived tables (pure functions, cached by their callers' wrappers) ------------------------------------------
-
-METRIC_ROWS = [("accuracy", "accuracy"), ("top-3 accuracy", "top3_accuracy"), ("precision (macro)", "precision_macro"),
-               ("recall (macro)", "recall_macro"), ("F1 (macro)", "f1_macro"),
-               ("precision (weighted)", "precision_weighted"), ("recall (weighted)", "recall_weighted"),
-               ("F1 (weighted)", "f1_weighted")]
-
-
-def metrics_frame(card: dict) -> pd.DataFrame:
-    """The study's Table 1: both models' test metrics side by side."""
-    m = card["metrics"]
-    k = m["knn"].get("k")
-    cols = {"fine-tuned": m["finetuned"], f"kNN (k={k})": m["knn"]}
-    return pd.DataFrame({name: [float(v.get(key, float("nan"))) for _, key in METRIC_ROWS]
-                         for name, v in cols.items()}, index=[label for label, _ in METRIC_ROWS])
-
-
-def per_class_frame(card: dict) -> pd.DataFrame:
-    m, classes = card["metrics"], card["task"]["classes"]
-    return pd.DataFrame({
-        "paintings": [m["finetuned"]["per_class"][c]["support"] for c in classes],
-        "recall (fine-tuned)": [m["finetuned"]["per_class"][c]["recall"] for c in classes],
-        "recall (kNN)": [m["knn"]["per_class"][c]["recall"] for c in classes],
-        "precision (fine-tuned)": [m["finetuned"]["per_class"][c]["precision"] for c in classes],
-        "precision (kNN)": [m["knn"]["per_class"][c]["precision"] for c in classes]}, index=classes)
-
-
-def gallery_frame(pred: pd.DataFrame, meta: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """predictions.csv joined with the paintings' titles and artists, plus each model's confidence in its answer."""
-    df = pred.copy()
-    ft = df[[f"finetuned:{c}" for c in classes]].to_numpy()
-    kn = df[[f"knn:{c}" for c in classes]].to_numpy()
-    col = {c: i for i, c in enumerate(classes)}
-    rows = np.arange(len(df))
-    df["finetuned_conf"] = ft[rows, df["pred_finetuned"].map(col).to_numpy()] if len(df) else []
-    df["knn_conf"] = kn[rows, df["pred_knn"].map(col).to_numpy()] if len(df) else []
-    df["finetuned_wrong"] = df["pred_finetuned"] != df["true"]
-    df["knn_wrong"] = df["pred_knn"] != df["true"]
-    keep = [c for c in ("id", "title", "artist", "date", "url", "path") if c in meta.columns]
-    if len(meta) and "id" in meta.columns:
-        df = df.merge(meta[keep], on="id", how="left")
-    for c in ("title", "artist", "date", "url", "path"):
-        df[c] = df[c].fillna("") if c in df.columns else ""
-    return df[["id", "title", "artist", "date", "url", "path", "true", "pred_finetuned", "finetuned_conf",
-               "pred_knn", "knn_conf", "finetuned_wrong", "knn_wrong"]]
-
-
-ERRED = {"any": "either model wrong", "both": "both models wrong", "finetuned": "only the fine-tuned model wrong",
-         "knn": "only the kNN baseline wrong", "all": "all test paintings"}
-
-
-def filter_gallery(df: pd.DataFrame, true: str | None = None, predicted: str | None = None,
-                   predicted_by: str = "finetuned", erred: str = "any") -> pd.DataFrame:
-    """The test paintings that match, most confident first (the model named by ``predicted_by`` sorts them)."""
-    keep = pd.Series(True, index=df.index)
-    if true:
-        keep &= df["true"] == true
-    if predicted:
-        keep &= df[f"pred_{predicted_by}"] == predicted
-    ft, kn = df["finetuned_wrong"], df["knn_wrong"]
-    keep &= {"any": ft | kn, "both": ft & kn, "finetuned": ft & ~kn, "knn": kn & ~ft,
-             "all": pd.Series(True, index=df.index)}[erred]
-    return df[keep].sort_values(f"{predicted_by}_conf", ascending=False, kind="stable")
-
-
 @st.cache_data(show_spinner=False, max_entries=8)
 def _gallery(run_path: str, stamp: int) -> pd.DataFrame:
     run = Run.open(run_path)
-    return gallery_frame(run.predictions(), run.paintings(), run.classes)
+    return tables.gallery_frame(run.predictions(), run.paintings(), run.classes)
 
 
 def test_gallery(run_path: str) -> pd.DataFrame:

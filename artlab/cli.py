@@ -108,16 +108,14 @@ def cmd_train(a) -> int:
 
 
 def metrics_table(run) -> str:
-    """The study's Table 1 for a run: both models side by side."""
-    m = run.card["metrics"]
-    rows = [("accuracy", "accuracy"), ("precision (macro)", "precision_macro"), ("recall (macro)", "recall_macro"),
-            ("F1 (macro)", "f1_macro"), ("precision (weighted)", "precision_weighted"),
-            ("recall (weighted)", "recall_weighted"), ("F1 (weighted)", "f1_weighted"), ("top-3 accuracy", "top3_accuracy")]
-    ft, kn = m["finetuned"], m["knn"]
+    """The study's Table 1 for a run: both models side by side (the same table the app shows)."""
+    from .tables import metrics_frame
+    table = metrics_frame(run.card)
+    ft, kn = run.card["metrics"]["finetuned"], run.card["metrics"]["knn"]
     lines = [f"{run.name}: {run.card['backbone']['name']} {run.card['method']}, {len(run.classes)} {run.label} classes, "
              f"{ft['n']} test paintings",
-             f"{'metric':<22}{'fine-tuned':>12}{'kNN (k=' + str(kn.get('k')) + ')':>14}"]
-    lines += [f"{name:<22}{ft[key]:>12.3f}{kn[key]:>14.3f}" for name, key in rows]
+             f"{'metric':<22}" + "".join(f"{c:>14}" for c in table.columns)]
+    lines += [f"{name:<22}" + "".join(f"{v:>14.3f}" for v in row) for name, row in table.iterrows()]
     lines.append("per-class recall: " + ", ".join(
         f"{c} {ft['per_class'][c]['recall']:.2f}/{kn['per_class'][c]['recall']:.2f}" for c in run.classes))
     return "\n".join(lines)

@@ -3,7 +3,7 @@ of the test paintings behind any cell, most confident mistakes first, with heat 
 
 import streamlit as st
 
-from artlab import appstate, charts
+from artlab import appstate, charts, tables
 
 run = appstate.current_run()
 RUN, CLASSES, LABEL = str(run.path), run.classes, run.label
@@ -35,9 +35,9 @@ def metrics() -> None:
                f"{len(appstate.predictions(RUN))} test paintings, which neither saw during training.")
     st.subheader("How often each model is right on the test paintings")
     c1, c2 = st.columns([1, 1.8], gap="medium")
-    table = appstate.metrics_frame(run.card)
+    table = tables.metrics_frame(run.card)
     c1.table(appstate.percent_style(table, table.columns))
-    per_class = appstate.per_class_frame(run.card)
+    per_class = tables.per_class_frame(run.card)
     c2.table(appstate.percent_style(per_class, [c for c in per_class.columns if c != "paintings"]))
     st.caption("Recall: of the paintings of a class, the share the model recognised. Precision: of the paintings "
                "the model put in a class, the share that belong there. Macro averages treat every class alike; "
@@ -63,7 +63,7 @@ def filters() -> None:
     c1.selectbox("True class", [""] + CLASSES, key="f_true", format_func=names)
     c2.selectbox("Predicted as", [""] + CLASSES, key="f_pred", format_func=names)
     c3.selectbox("…by", list(MODELS), key="f_by", format_func=MODELS.get)
-    c4.selectbox("Show", list(appstate.ERRED), key="f_erred", format_func=appstate.ERRED.get)
+    c4.selectbox("Show", list(tables.ERRED), key="f_erred", format_func=tables.ERRED.get)
 
 
 def toggle_cams(pid: str) -> None:
@@ -105,7 +105,7 @@ def card(row) -> None:
 def gallery() -> None:
     st.subheader("The paintings")
     filters()
-    df = appstate.filter_gallery(appstate.test_gallery(RUN), st.session_state["f_true"] or None,
+    df = tables.filter_gallery(appstate.test_gallery(RUN), st.session_state["f_true"] or None,
                                  st.session_state["f_pred"] or None, st.session_state["f_by"],
                                  st.session_state["f_erred"])
     if df.empty:

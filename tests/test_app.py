@@ -252,7 +252,7 @@ def test_a_broken_run_gives_a_plain_message(tmp_path, genre_run, monkeypatch, da
 # --- derived tables -------------------------------------------------------------------------------------------
 
 def test_filter_gallery_semantics():
-    from artlab.appstate import filter_gallery
+    from artlab.tables import filter_gallery
     df = pd.DataFrame({"id": list("abcd"), "true": ["x", "x", "y", "y"], "pred_finetuned": ["x", "y", "x", "y"],
                        "pred_knn": ["y", "y", "y", "x"], "finetuned_conf": [0.9, 0.8, 0.7, 0.6],
                        "knn_conf": [0.1, 0.9, 0.5, 0.4]})
@@ -269,7 +269,7 @@ def test_filter_gallery_semantics():
 
 
 def test_gallery_and_metrics_tables_from_a_real_run(genre_run):
-    from artlab.appstate import gallery_frame, metrics_frame
+    from artlab.tables import gallery_frame, metrics_frame
     from artlab.runs import Run
     run = Run.open(genre_run)
     g = gallery_frame(run.predictions(), run.paintings(), run.classes)
