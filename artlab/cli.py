@@ -102,6 +102,8 @@ def cmd_train(a) -> int:
     from .runs import Run
     cfg = config_from_args(a)
     out = train_run(cfg, a.out, TqdmProgress(), umap=not a.no_umap)
+    if out is None:  # a torchrun process other than rank 0: rank 0 reports
+        return 0
     print(f"run written to {out}")
     print(metrics_table(Run.open(out)))
     return 0

@@ -273,6 +273,9 @@ def _is(value: Any, kind: str) -> bool:
 def run_experiment(config: Path, progress: Progress | None = None, only: str | None = None,
                    dry_run: bool = False) -> str:
     """Train every row not already complete, write ``results.csv`` and ``results.md``; return the table as text."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("experiment grids run in one process; to train one row on several GPUs, launch "
+                          "`artlab train` with that row's settings under torchrun")
     exp = read_experiment(config)
     selected = _select(exp, only)
     if dry_run:

@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from . import __version__
 from .backbones import BackboneSpec, get_backbone
 from .config import TrainConfig
-from .data import ImageDataset, Task, class_weights, in_order, loader, make_task
+from .data import ImageDataset, Task, class_weights, in_order, make_task
+from .distributed import SINGLE, World, join, leave, wrap
 from .geometry import class_geometry, umap_coordinates
 from .images import encode_jpeg, fit_within, load_image
 from .io import atomic_save, atomic_savez, atomic_write_bytes, atomic_write_json
@@ -69,9 +71,12 @@ def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
 
 
-def _workdir(out: Path, cfg: TrainConfig) -> Path:
-    """A resumable staging folder beside ``out``: kept when its config matches, started afresh otherwise."""
+def _workdir(out: Path, cfg: TrainConfig, create: bool = True) -> Path:
+    """A resumable staging folder beside ``out``: kept when its config matches, started afresh otherwise (only
+    its path when ``create`` is false: the processes other than rank 0 under torchrun)."""
     work = out.parent / f".{out.name}.partial"
+    if not create:
+        return work
     config_file = work / "config.json"
     if work.exists():
         same = config_file.is_file() and json.loads(config_file.read_text()) == cfg.to_dict()
@@ -113,14 +118,31 @@ class _Frozen:
         self.views = torch.stack(views)
 
 
-def _cached_batches(frozen: _Frozen, rows: np.ndarray, y: torch.Tensor, batch_size: int, train: bool):
+def _shuffled(n: int, batch_size: int, world: World) -> list[torch.Tensor]:
+    """This process's part of each shuffled global batch (the whole batch when alone). The permutation comes from
+    torch's generator, seeded per epoch by ``fit``: the same in every process and after a resume. A last batch with
+    fewer paintings than processes is dropped under torchrun (a process with nothing would stall the others)."""
+    order = torch.randperm(n)
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [world.shard(b) for b in batches if len(b) >= world.size]
+
+
+def _own_draws(world: World) -> None:
+    """From here on, this process's random draws (augmentation, dropout) differ from the others' (the shared
+    permutation and views are drawn before)."""
+    if world.distributed:
+        torch.manual_seed(torch.initial_seed() + world.rank)
+
+
+def _cached_batches(frozen: _Frozen, rows: np.ndarray, y: torch.Tensor, batch_size: int, train: bool,
+                    world: World = SINGLE):
     def batches():
         if train:
             n = frozen.views.shape[1]
-            order = torch.randperm(n)
+            shards = _shuffled(n, batch_size, world)
             view = torch.randint(frozen.views.shape[0], (n,))  # each image draws one of its augmented views
-            for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
+            _own_draws(world)
+            for idx in shards:
                 yield frozen.views[view[idx], idx], y[idx]
         else:
             for i in range(0, len(rows), batch_size):
@@ -128,13 +150,19 @@ def _cached_batches(frozen: _Frozen, rows: np.ndarray, y: torch.Tensor, batch_si
     return batches
 
 
-def _image_batches(task: Task, split: str, spec: BackboneSpec, cfg: TrainConfig, train: bool):
+def _image_batches(task: Task, split: str, spec: BackboneSpec, cfg: TrainConfig, train: bool,
+                   world: World = SINGLE):
     rows = task.rows(split)
     tf = train_transform(spec) if train else eval_transform(spec)
     ds = ImageDataset(task.root, rows["path"], tf, min_side=spec.resize_size, labels=rows["y"].tolist())
-    if train:
-        return lambda: iter(loader(ds, cfg.batch_size, cfg.workers, shuffle=True))
-    return lambda: in_order(ds, cfg.batch_size, cfg.workers)
+    if not train:
+        return lambda: in_order(ds, cfg.batch_size, cfg.workers)
+
+    def batches():
+        shards = [b.tolist() for b in _shuffled(len(ds), cfg.batch_size, world)]
+        _own_draws(world)
+        return iter(DataLoader(ds, batch_sampler=shards, num_workers=cfg.workers))
+    return batches
 
 
 def final_features(model: Classifier, embedder: Embedder, task: Task, spec: BackboneSpec, cfg: TrainConfig,
@@ -172,15 +200,20 @@ def build_models(spec: BackboneSpec, cfg: TrainConfig, n_classes: int) -> tuple[
     return model, Embedder(eparts), provenance
 
 
-def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = None, umap: bool = True) -> Path:
-    """Train both models and write the run folder ``out``. Returns its path."""
+def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = None,
+              umap: bool = True) -> Path | None:
+    """Train both models and write the run folder ``out``. Returns its path; None in the torchrun processes other
+    than rank 0, which train alongside it and write nothing (artlab.distributed)."""
     progress = progress or Progress()
     out, t_start = Path(out), time.perf_counter()
     task = make_task(cfg)
     spec = get_backbone(cfg.backbone)
-    device = resolve_device(cfg.device)
+    world, device = join(resolve_device(cfg.device))
+    if not world.main:
+        progress = Progress()  # rank 0 reports
     torch.manual_seed(cfg.seed)
-    work = _workdir(out, cfg)
+    work = _workdir(out, cfg, create=world.main)
+    world.barrier()
     model, embedder, provenance = build_models(spec, cfg, len(task.classes))
     model.to(device).eval(), embedder.to(device).eval()  # frozen parts are always in eval mode (BatchNorm)
     df = task.df
@@ -195,15 +228,19 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
         fn = model.stem if frozen_part == "stem" else model.features
         frozen = _Frozen(fn, task, spec, cfg, device, progress)
         forward = model.from_stem if frozen_part == "stem" else model.head
-        train_b = _cached_batches(frozen, idx["train"], y_all[idx["train"]], cfg.batch_size, train=True)
+        train_b = _cached_batches(frozen, idx["train"], y_all[idx["train"]], cfg.batch_size, train=True, world=world)
         val_b = _cached_batches(frozen, idx["val"], y_all[idx["val"]], cfg.batch_size, train=False)
     else:
         forward = model
-        train_b, val_b = _image_batches(task, "train", spec, cfg, True), _image_batches(task, "val", spec, cfg, False)
+        train_b = _image_batches(task, "train", spec, cfg, True, world)
+        val_b = _image_batches(task, "val", spec, cfg, False)
     cache_seconds = time.perf_counter() - t0
 
     result = fit(model, forward, train_b, val_b, len(idx["train"]), cfg, device, criterion, progress,
-                 resume_file=work / RESUME)
+                 resume_file=work / RESUME, world=world, train_forward=wrap(forward, model, world, device))
+    leave(world)
+    if not world.main:  # the weights are the same in every process: rank 0 evaluates and writes the run
+        return None
     model.load_state_dict(result.best_state, strict=False)
     model.eval()
 
@@ -228,7 +265,8 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
                           val_accuracy=k_curve[knn.k_], distance="cosine")
 
     _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap)
-    card = _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, time.perf_counter() - t_start)
+    card = _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, time.perf_counter() - t_start,
+                 processes=world.size)
     card["task"]["collection_relative"] = os.path.relpath(task.root.resolve(), out.resolve())
     atomic_write_json(work / CARD, card)  # last: a folder with card.json is complete
     _publish(work, out)
@@ -270,7 +308,8 @@ def _write_paintings(work: Path, task: Task) -> None:
         atomic_write_bytes(work / THUMBS / thumb_name(pid), encode_jpeg(im, quality=85))
 
 
-def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, total_seconds) -> dict:
+def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, total_seconds,
+          processes: int = 1) -> dict:
     df = task.df
     per_class = {c: {s: int(((df[task.label] == c) & (df["split"] == s)).sum()) for s in ("train", "val", "test")}
                  for c in task.classes}
@@ -290,6 +329,6 @@ def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, t
         "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
                      "frozen_cache_seconds": round(cache_seconds, 1), "total_seconds": round(total_seconds, 1),
-                     "device": str(device), "torch": torch.__version__, "python": platform.python_version()},
+                     "device": str(device), "processes": processes, "torch": torch.__version__, "python": platform.python_version()},
         "metrics": metrics,
     }

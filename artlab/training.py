@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .distributed import SINGLE, World
 from .io import atomic_save
 from .models import Classifier, train_mode, trained_state
 from .progress import Progress
@@ -49,8 +50,9 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     return None
 
 
-def run_epoch(forward, batches, criterion, device, opt=None, progress: Progress | None = None) -> tuple[float, float]:
-    """One pass; trains when ``opt`` is given. Returns (mean loss, accuracy)."""
+def run_epoch(forward, batches, criterion, device, opt=None, progress: Progress | None = None,
+              world: World = SINGLE) -> tuple[float, float]:
+    """One pass; trains when ``opt`` is given. Returns (mean loss, accuracy), over every process's batches."""
     total, loss_sum, correct = 0, 0.0, 0
     for x, y in batches():
         x, y = x.to(device, non_blocking=True).float(), y.to(device)
@@ -65,13 +67,17 @@ def run_epoch(forward, batches, criterion, device, opt=None, progress: Progress 
         loss_sum += float(loss.detach()) * len(y)
         correct += int((logits.argmax(1) == y).sum())
         if progress:
-            progress.advance(len(y))
+            progress.advance(len(y) * world.size)
+    loss_sum, correct, total = world.sum([loss_sum, correct, total])
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
 def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batches: Batches, n_train: int,
         cfg: TrainConfig, device: torch.device, criterion: nn.Module, progress: Progress,
-        resume_file: Path | None = None) -> FitResult:
+        resume_file: Path | None = None, world: World = SINGLE, train_forward: Callable | None = None) -> FitResult:
+    """Train with early stopping. Under torchrun, ``train_batches`` yields this process's shards of each batch and
+    ``train_forward`` is ``forward`` through DDP (artlab.distributed); validation runs whole on every process."""
+    train_forward = train_forward or forward
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, cfg)
     sched = make_scheduler(opt, cfg)
@@ -86,7 +92,7 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
         torch.manual_seed(cfg.seed * 1000 + epoch)  # shuffling and dropout replay identically after a resume
         progress.stage(f"epoch {epoch}/{cfg.epochs}", n_train)
         train_mode(model, cfg.method)
-        tr_loss, tr_acc = run_epoch(forward, train_batches, criterion, device, opt, progress)
+        tr_loss, tr_acc = run_epoch(train_forward, train_batches, criterion, device, opt, progress, world)
         model.eval()
         va_loss, va_acc = run_epoch(forward, val_batches, criterion, device)
         lr = opt.param_groups[0]["lr"]
@@ -104,7 +110,7 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
                                  "seconds": time.perf_counter() - t0})
         state["epoch"] = epoch
         stopped = state["since_best"] >= cfg.patience
-        if resume_file is not None:  # before reporting: a callback that raises (Ctrl-C, an app rerun) loses nothing
+        if resume_file is not None and world.main:  # before reporting: a callback that raises (Ctrl-C, an app rerun) loses nothing
             _checkpoint(resume_file, state, model, opt, sched, cfg.method)
         progress.message(f"epoch {epoch}: train loss {tr_loss:.3f} acc {tr_acc:.3f} | val loss {va_loss:.3f} "
                          f"acc {va_acc:.3f}{' *' if improved else ''}")
