@@ -308,7 +308,11 @@ def is_complete(folder: Path, row: Row) -> bool:
         card = json.loads((folder / CARD).read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return card.get("config") == row.config.to_dict()
+    saved, wanted = dict(card.get("config") or {}), row.config.to_dict()
+    relative = card.get("task", {}).get("collection_relative")
+    if relative and (folder / relative).resolve() == Path(wanted["collection"]).resolve():
+        saved["collection"] = wanted["collection"]  # the same folder, recorded by a checkout somewhere else
+    return saved == wanted
 
 
 def _check_collections(exp: Experiment, rows: list[Row]) -> None:

@@ -1,6 +1,7 @@
 """``artlab experiment``: configs expand into named rows, mistakes stop it before training, a real grid runs, resumes
 and records a failing row; and the shipped configs in configs/ stay valid."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from artlab import experiment
 from artlab.cli import main
 from artlab.errors import ConfigError, RunError
-from artlab.experiment import load_experiment, read_experiment, run_experiment
+from artlab.experiment import is_complete, load_experiment, read_experiment, run_experiment
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -235,3 +236,19 @@ def test_demo_collection_is_built_once(tmp_path, monkeypatch):
     run_experiment(cfg)
     assert len(built) == 1
     assert {experiment.RESULTS_CSV, experiment.RESULTS_MD} <= {p.name for p in (tmp_path / "r").iterdir()}
+
+
+def test_shipped_demo_runs_count_as_complete_in_any_checkout(tmp_path):
+    """A clone elsewhere records other absolute paths: `make demo` must still see the shipped runs as complete
+    (their cards locate the collection relative to the run) instead of retraining over them."""
+    import shutil
+    repo = tmp_path / "elsewhere"
+    shutil.copytree(CONFIGS, repo / "configs")
+    shutil.copytree(CONFIGS.parent / "checkpoints", repo / "checkpoints")
+    exp = read_experiment(repo / "configs" / "demo.toml")
+    assert len(exp.rows) == 2
+    assert all(is_complete(exp.folder(row), row) for row in exp.rows)
+    card = json.loads((exp.folder(exp.rows[0]) / "card.json").read_text())
+    assert card["config"]["collection"] != exp.rows[0].config.collection  # recorded by another checkout
+    changed = dataclasses.replace(exp.rows[0].config, epochs=exp.rows[0].config.epochs + 1)
+    assert not is_complete(exp.folder(exp.rows[0]), dataclasses.replace(exp.rows[0], config=changed))
