@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
-# glibc otherwise hands memory back after every batch and CPU timings swing 10x (ENVIRONMENT.md)
+# glibc otherwise hands memory back after every batch and CPU timings swing 10x (measured: ../shared/ENVIRONMENT.md)
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 # OpenMP threads sleep rather than spin when waiting: much steadier on shared machines
@@ -20,7 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 app: $(STAMP)
-	@test -f data/demo/manifest.csv || $(VENV)/bin/artlab data demo --out data/demo >/dev/null  # full-size originals for the CAMs
+	@test -f data/demo/manifest.csv || TQDM_DISABLE=1 $(VENV)/bin/artlab data demo --out data/demo >/dev/null  # full-size originals for the CAMs
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true \
 		--server.fileWatcherType none --browser.gatherUsageStats false
 

@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     wiki.add_argument("--genres", default="portrait,landscape,still_life,sketch_and_study")
     wiki.add_argument("--per-class", type=int, default=2000)
     wiki.add_argument("--seed", type=int, default=0)
-    wiki.add_argument("--from", dest="from_", default="huggan/wikiart", help="hub id or a local folder of parquet")
+    wiki.add_argument("--from", dest="from_", default="huggan/wikiart", metavar="HUB_ID_OR_FOLDER",
+                      help="hub id or a local folder of parquet")
     met = d.add_parser("met", help="Met Open Access paintings with culture labels (MetObjects.csv + the Met API)")
     met.add_argument("--objects", required=True, help="MetObjects.csv: a path or its URL")
     met.add_argument("--api", default="https://collectionapi.metmuseum.org")
@@ -248,8 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run")
     x.add_argument("images", nargs="*")
     x.add_argument("--out", default=None)
-    x.add_argument("--method", default="gradcam")
-    x.add_argument("--knn-method", default="similarity")
+    x.add_argument("--method", default="gradcam",
+                   help="the fine-tuned model's CAM method (default gradcam; also gradcam++, hirescam, scorecam, "
+                        "eigencam, layercam); with --faithfulness a comma-separated list or 'all'")
+    x.add_argument("--knn-method", default="similarity",
+                   help="the kNN baseline's: 'similarity' (Grad-CAM of its similarity to the neighbours) or a CAM "
+                        "method name")
     x.add_argument("--target", default=None, help="explain this class instead of the predicted one")
     x.add_argument("--faithfulness", action="store_true", help="ROAD and confidence-drop scores over the test split")
     x.add_argument("--limit", type=int, default=None, help="at most this many test paintings (faithfulness)")

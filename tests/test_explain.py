@@ -330,3 +330,13 @@ def test_culture_run_transfer_model(culture_run, demo_images):
     assert _is_map(both["finetuned"].cam, 224) and _is_map(both["knn"].cam, 224)
     assert E.feature_map(p, load_image(demo_images[0]), model="knn").shape == (224, 224)
     assert _no_hooks(p)
+
+
+def test_explain_help_names_every_cam_method(capsys):
+    """The CLI lists the methods in its help without importing pytorch-grad-cam; this keeps the list honest."""
+    from artlab.cli import main
+    from artlab.explain import METHODS
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in METHODS)
