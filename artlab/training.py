@@ -95,6 +95,8 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
         tr_loss, tr_acc = run_epoch(train_forward, train_batches, criterion, device, opt, progress, world)
         model.eval()
         va_loss, va_acc = run_epoch(forward, val_batches, criterion, device)
+        if world.distributed:  # one number everywhere: a GPU's last-bit noise must not let processes stop apart
+            va_loss, va_acc = (v / world.size for v in world.sum([va_loss, va_acc]))
         lr = opt.param_groups[0]["lr"]
         if sched is not None:
             sched.step(va_loss) if cfg.scheduler == "plateau" else sched.step()
