@@ -5,21 +5,28 @@
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; ``join`` reads them, joins the process group (NCCL on GPUs, gloo on
 CPUs) and gives each process its GPU. What changes with more than one process, and nothing else does:
 
-- every global batch of ``--batch-size`` paintings is split across the processes (``World.shard``), and DDP averages
-  their gradients, so the hyperparameters mean what they mean on one machine (with frozen BatchNorm, as for the
-  partial/transfer heads and the linear/mlp3 heads, the updates are the same up to float rounding: tested);
-- every process validates on the whole validation split, so early stopping and the schedulers decide alike with no
-  communication;
-- only rank 0 writes: the resume file after every epoch, and the run folder at the end.
+- every global batch of ``--batch-size`` paintings is split across the processes (``World.shard``); each process
+  backpropagates its share of the global batch's mean loss (class weights included) and DDP sums them, so the
+  hyperparameters mean what they mean on one machine. Where no BatchNorm layer is trained (transfer) and dropout is
+  off, the updates equal one process's up to float rounding (tests/test_distributed.py). Trained BatchNorm layers
+  see only their process's shard, as usual with DDP;
+- after every epoch rank 0's buffers (BatchNorm statistics) are copied to all, every process validates on the whole
+  validation split and they take the mean, so early stopping and the schedulers decide alike;
+- random draws (augmentation, dropout) are each process's own; the shuffling is shared;
+- only rank 0 writes: the resume file after every epoch, and the run folder at the end (the others wait for it).
+  A restart reads the resume file in every process: on several machines, ``--out`` must be on a shared disk.
 
-Every process computes the frozen-feature cache for itself (a one-off pass, kept simple).
+Every process computes the frozen-feature cache for itself and holds it in memory (a one-off pass, kept simple; with
+DenseNet121 partial runs on a large collection lower ``--cache-views`` or use 0).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -56,6 +63,19 @@ class World:
         if self.distributed:
             dist.barrier()
 
+    def share_buffers(self, module: nn.Module) -> None:
+        """Rank 0's buffers everywhere. Trained BatchNorm layers update their running statistics from each process's
+        own shard, so after an epoch the processes would validate (and stop) on slightly different models."""
+        if self.distributed:
+            for buffer in module.buffers():
+                dist.broadcast(buffer, 0)
+
+    def own_seed(self) -> None:
+        """From here on, this process's random draws (augmentation, dropout) are its own: seeded from (the current
+        seed, rank), apart from every other process's and epoch's stream. Nothing changes for a single process."""
+        if self.distributed:
+            torch.manual_seed(int(np.random.SeedSequence([torch.initial_seed(), self.rank]).generate_state(1)[0]))
+
 
 SINGLE = World()
 
@@ -69,13 +89,15 @@ def join(device: torch.device) -> tuple[World, torch.device]:
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if not dist.is_initialized():  # rank 0 evaluates and writes the run while the others wait: a generous timeout
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=6))
     return world, device
 
 
 def leave(world: World) -> None:
+    """Wait for every process (rank 0 arrives when the run is written), then leave the group."""
     if world.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

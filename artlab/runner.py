@@ -127,13 +127,6 @@ def _shuffled(n: int, batch_size: int, world: World) -> list[torch.Tensor]:
     return [world.shard(b) for b in batches if len(b) >= world.size]
 
 
-def _own_draws(world: World) -> None:
-    """From here on, this process's random draws (augmentation, dropout) differ from the others' (the shared
-    permutation and views are drawn before)."""
-    if world.distributed:
-        torch.manual_seed(torch.initial_seed() + world.rank)
-
-
 def _cached_batches(frozen: _Frozen, rows: np.ndarray, y: torch.Tensor, batch_size: int, train: bool,
                     world: World = SINGLE):
     def batches():
@@ -141,7 +134,7 @@ def _cached_batches(frozen: _Frozen, rows: np.ndarray, y: torch.Tensor, batch_si
             n = frozen.views.shape[1]
             shards = _shuffled(n, batch_size, world)
             view = torch.randint(frozen.views.shape[0], (n,))  # each image draws one of its augmented views
-            _own_draws(world)
+            world.own_seed()
             for idx in shards:
                 yield frozen.views[view[idx], idx], y[idx]
         else:
@@ -160,7 +153,7 @@ def _image_batches(task: Task, split: str, spec: BackboneSpec, cfg: TrainConfig,
 
     def batches():
         shards = [b.tolist() for b in _shuffled(len(ds), cfg.batch_size, world)]
-        _own_draws(world)
+        world.own_seed()
         return iter(DataLoader(ds, batch_sampler=shards, num_workers=cfg.workers))
     return batches
 
@@ -238,8 +231,8 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
 
     result = fit(model, forward, train_b, val_b, len(idx["train"]), cfg, device, criterion, progress,
                  resume_file=work / RESUME, world=world, train_forward=wrap(forward, model, world, device))
-    leave(world)
     if not world.main:  # the weights are the same in every process: rank 0 evaluates and writes the run
+        leave(world)  # (waits until rank 0 has written it: leaving earlier can abort the process group)
         return None
     model.load_state_dict(result.best_state, strict=False)
     model.eval()
@@ -270,6 +263,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     card["task"]["collection_relative"] = os.path.relpath(task.root.resolve(), out.resolve())
     atomic_write_json(work / CARD, card)  # last: a folder with card.json is complete
     _publish(work, out)
+    leave(world)  # a failure above ends this process, and torchrun then stops the ones waiting
     return out
 
 

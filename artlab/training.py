@@ -52,24 +52,44 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 
 def run_epoch(forward, batches, criterion, device, opt=None, progress: Progress | None = None,
               world: World = SINGLE) -> tuple[float, float]:
-    """One pass; trains when ``opt`` is given. Returns (mean loss, accuracy), over every process's batches."""
+    """One pass; trains when ``opt`` is given. Returns (mean loss, accuracy); under torchrun, training batches are
+    shards of global batches and the figures are the global ones."""
     total, loss_sum, correct = 0, 0.0, 0
+    sharded = world.distributed and opt is not None
     for x, y in batches():
         x, y = x.to(device, non_blocking=True).float(), y.to(device)
         with torch.set_grad_enabled(opt is not None):
             logits = forward(x)
-            loss = criterion(logits, y)
+            if sharded:
+                loss, batch_loss, n = _share_of_global_loss(logits, y, criterion, world)
+            else:
+                loss = criterion(logits, y)
+                batch_loss, n = float(loss.detach()), len(y)
         if opt is not None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        total += len(y)
-        loss_sum += float(loss.detach()) * len(y)
+        total += n
+        loss_sum += batch_loss * n
         correct += int((logits.argmax(1) == y).sum())
         if progress:
-            progress.advance(len(y) * world.size)
-    loss_sum, correct, total = world.sum([loss_sum, correct, total])
+            progress.advance(n)
+    if sharded:
+        correct = int(world.sum([correct])[0])
     return loss_sum / max(total, 1), correct / max(total, 1)
+
+
+def _share_of_global_loss(logits, y, criterion: nn.CrossEntropyLoss, world: World):
+    """(what this process backpropagates, the global batch's mean loss, the global batch's size).
+
+    DDP averages gradients over the processes, so each backpropagates (the sum of its paintings' losses) x processes
+    / (the global batch's total weight): the average is then the gradient of the global batch's (class-weighted)
+    mean loss, whatever the shard sizes, as on one process."""
+    weight = criterion.weight
+    summed = nn.functional.cross_entropy(logits, y, weight=weight, reduction="sum")
+    mine = float(weight[y].sum()) if weight is not None else float(len(y))
+    total_loss, total_weight, n = world.sum([float(summed.detach()), mine, float(len(y))])
+    return summed * world.size / total_weight, total_loss / total_weight, int(n)
 
 
 def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batches: Batches, n_train: int,
@@ -93,6 +113,7 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
         progress.stage(f"epoch {epoch}/{cfg.epochs}", n_train)
         train_mode(model, cfg.method)
         tr_loss, tr_acc = run_epoch(train_forward, train_batches, criterion, device, opt, progress, world)
+        world.share_buffers(model)
         model.eval()
         va_loss, va_acc = run_epoch(forward, val_batches, criterion, device)
         if world.distributed:  # one number everywhere: a GPU's last-bit noise must not let processes stop apart

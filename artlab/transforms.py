@@ -68,8 +68,10 @@ class TrainTransform(_Transform):
 
     def __call__(self, im: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
         size = self._resized_size(*im.size)
-        top = int(torch.randint(0, size[1] - self.crop + 1, size=(1,), generator=generator).item())
-        left = int(torch.randint(0, size[0] - self.crop + 1, size=(1,), generator=generator).item())
+        top = left = 0
+        if size != (self.crop, self.crop):  # torchvision draws nothing when the image is the crop's size
+            top = int(torch.randint(0, size[1] - self.crop + 1, size=(1,), generator=generator).item())
+            left = int(torch.randint(0, size[0] - self.crop + 1, size=(1,), generator=generator).item())
         out = self._crop_resized(im, top, left, size)
         if torch.rand(1, generator=generator) < 0.5:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
