@@ -8,16 +8,12 @@ screenshot in tests/artifacts/ for a person to look at.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from _streamlit import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,26 +25,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 BUSY = '[data-testid="stStatusWidget"]'
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"streamlit did not answer /_stcore/health within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
     if not CHROMIUM.exists():
@@ -57,25 +33,12 @@ def server(request, tmp_path_factory):
     runs = tmp_path_factory.mktemp("browser_runs")
     (runs / "genre").symlink_to(genre, target_is_directory=True)
     (runs / "culture").symlink_to(culture, target_is_directory=True)
-    port, log = free_port(), runs.parent / "streamlit.log"
-    env = {**os.environ, "ARTLAB_RUNS": str(runs), "MALLOC_MMAP_MAX_": "0",
-           "MALLOC_TRIM_THRESHOLD_": "100000000000"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def stop():
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    request.addfinalizer(stop)
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc, log)
+    try:
+        server = serve(runs, runs.parent / "streamlit.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    request.addfinalizer(server.stop)
+    url, log = server.url, server.log
     first = sorted(runs.iterdir())[0]  # the run the sidebar starts with
     classes = json.loads((first / "card.json").read_text())["task"]["classes"]
     return {"url": url, "log": log, "classes": classes}

@@ -1,11 +1,24 @@
-"""Many sessions at once on ONE shared Predictor, as the app shares it (``st.cache_resource`` in artlab.appstate).
+"""Many sessions at once: eight real sessions on one `streamlit run` server, and eight threads on one shared Predictor.
 
-Eight threads stand for eight browser sessions. They share a single ``artlab.inference.Predictor`` built once from
-the real small genre run (the fixture), not AppTest instances: AppTest runs a script per instance and is not made for
-threads, and what the sessions share in the app is exactly this object. Each thread makes 25 requests (200 in all),
-each what the Classify page does for an upload with heat maps shown: ``predict_files`` on the file's bytes (unlocked)
-and ``explain.explain_both`` on the decoded image (under the predictor's lock), on real paintings of the demo
-collection, varied from request to request and from thread to thread.
+1. ``test_eight_sessions_on_a_real_server``: ``streamlit run app.py`` on the small genre run, and eight sessions that
+   talk to it as eight browser tabs do (tests/_streamlit.py: the app's websocket, uploads over HTTP). Each session
+   makes 25 requests (200 in all), each what a curator does on the Classify page: upload a painting, then switch on
+   "Show where each model looked" (both models' predictions, the neighbours, both Grad-CAMs and their overlays). Every
+   upload is a painting of the demo collection with a unique marker (an APP15 segment) in its bytes: the pixels are the
+   painting's, but the app's caches, keyed by the file's bytes, never hold the answer, so every request runs both
+   models and both CAMs on the shared Predictor while other sessions do the same. Checked: every page equals what one
+   session alone got for that painting (its texts, and its pictures: the same /media address, which names the bytes,
+   or the same pixels within JPEG noise), no page shows an exception, and the server's memory over the second 100
+   requests grows by less than the app's bounded caches can hold (see SERVER_SLACK_MB).
+2. ``test_many_sessions_share_one_predictor``: the object the sessions share (``st.cache_resource`` in
+   artlab.appstate), driven directly from eight threads, where hooks and live tensors can be counted: no hook is left,
+   the number of live tensors is constant and RSS is flat.
+
+The second test, in detail: eight threads share a single ``artlab.inference.Predictor`` built once from the real
+small genre run (the fixture). Each thread makes 25 requests (200 in all), each what the Classify page does for an
+upload with heat maps shown: ``predict_files`` on the file's bytes (unlocked) and ``explain.explain_both`` on the
+decoded image (under the predictor's lock), on real paintings of the demo collection, varied from request to request
+and from thread to thread.
 
 Checked: every answer equals the answer one session alone gets for the same painting (probabilities, kNN vote shares
 and both CAMs, np.allclose); no hook is left on the models or their explanation twins; memory is flat, that is RSS
@@ -30,6 +43,9 @@ from artlab.images import load_image
 from artlab.inference import Predictor
 from artlab.runs import Run
 
+from _streamlit import Session, serve
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+
 pytestmark = pytest.mark.slow
 
 THREADS, PER_THREAD = 8, 25
@@ -37,6 +53,10 @@ FIRST = [13 if t < 4 else 12 for t in range(THREADS)]  # the first 100 requests;
 RSS_SLACK_MB = 60
 TENSOR_SLACK = 8
 TIMEOUT = 600
+# What the app's caches may add over 100 requests that each bring new bytes (artlab.appstate): two CAMs of 224 x 224
+# float32 (0.4 MB; the CAM cache holds 128), two overlays and a preview (JPEGs of 640 px, ~0.2 MB): about 60 MB, and
+# 40 MB for the allocator. A request that left its autograd graph or activations behind would leak tens of MB each.
+SERVER_SLACK_MB = 100
 
 
 def request(predictor: Predictor, name: str, data: bytes) -> dict[str, np.ndarray]:
@@ -123,3 +143,121 @@ def test_many_sessions_share_one_predictor(genre_run, demo_images):
     assert rss2 - rss1 < RSS_SLACK_MB, f"RSS grew by {rss2 - rss1:.0f} MB over the second 100 requests"
     assert tensors2 - tensors1 <= TENSOR_SLACK, f"live tensors {tensors1} -> {tensors2}"
     assert tensors2 - tensors0 <= TENSOR_SLACK, f"live tensors {tensors0} -> {tensors2}"
+
+
+# --- eight sessions on a real server ----------------------------------------------------------------------------
+
+def marked(data: bytes, marker: str) -> bytes:
+    """The same JPEG with an APP15 segment after its start marker: other bytes (so no cache holds the answer), the
+    same pixels (decoders skip APP15, and the app's previews and overlays don't copy it)."""
+    assert data[:2] == b"\xff\xd8", "a JPEG"
+    payload = f"artlab load test: {marker}".encode()
+    return data[:2] + b"\xff\xef" + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:]
+
+
+def ask(session: Session, uploader: str, name: str, data: bytes) -> tuple[list[str], list[str]]:
+    """Upload a painting and switch its heat maps on, as a curator does; the texts and pictures of the final page."""
+    value = session.upload(name, data)
+    value.id = uploader
+    page = session.run([value])
+    problems = page.exceptions + [a for a in page.alerts if "Something went wrong" in a]
+    if not problems:
+        cams = WidgetState(id=page.widget("cams_"), bool_value=True)
+        page = session.run([value, cams])
+        problems = page.exceptions + [a for a in page.alerts if "Something went wrong" in a]
+    if problems or page.status != "FINISHED_SUCCESSFULLY":
+        raise AssertionError(f"{name}: {page.status} {problems}")
+    if not any("Warm colours" in t for t in page.texts):
+        raise AssertionError(f"{name}: no heat maps on the page")
+    return page.texts, page.images
+
+
+def same_pixels(a: bytes, b: bytes) -> bool:
+    x = np.asarray(load_image(a, name="a.jpg"), dtype=np.int16)
+    y = np.asarray(load_image(b, name="b.jpg"), dtype=np.int16)
+    return x.shape == y.shape and np.abs(x - y).max() <= 8
+
+
+def test_eight_sessions_on_a_real_server(genre_run, demo_images, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "genre").symlink_to(genre_run, target_is_directory=True)
+    server = serve(runs, tmp_path / "streamlit.log")
+    try:
+        process = psutil.Process(server.proc.pid)
+        paintings = [(p.name, p.read_bytes()) for p in demo_images]
+
+        # One session alone: the reference pages (and the warm-up: models, CAM machinery, allocator).
+        alone = Session(server.url)
+        uploader = alone.run().widget("uploads")
+        reference = []
+        for name, data in paintings:
+            texts, images = ask(alone, uploader, name, marked(data, "alone"))
+            reference.append((texts, images, {address: alone.media(address) for address in images}))
+        alone.close()
+
+        problems: list[str] = []
+        counts = [0] * THREADS
+        halfway = threading.Barrier(THREADS + 1, timeout=TIMEOUT)
+        resume = threading.Barrier(THREADS + 1, timeout=TIMEOUT)
+
+        def differences(session: Session, got: tuple[list[str], list[str]], k: int) -> list[str]:
+            texts, images = got
+            want_texts, want_images, want_bytes = reference[k]
+            found = [] if texts == want_texts else [f"texts: {sorted(set(texts) ^ set(want_texts))[:4]}"]
+            if len(images) != len(want_images):
+                return found + [f"{len(images)} pictures, not {len(want_images)}"]
+            return found + [f"picture {j}" for j, (a, b) in enumerate(zip(images, want_images))
+                            if a != b and not same_pixels(session.media(a), want_bytes[b])]
+
+        def tab(t: int) -> None:
+            session = None
+            try:
+                session = Session(server.url)
+                ids = session.run().widget("uploads")
+                for i in range(PER_THREAD):
+                    if i == FIRST[t]:
+                        halfway.wait()
+                        resume.wait()
+                    k = (3 * t + 5 * i) % len(paintings)  # sessions start on different paintings, move differently
+                    name, data = paintings[k]
+                    got = ask(session, ids, name, marked(data, f"session {t}, request {i}"))
+                    bad = differences(session, got, k)
+                    counts[t] += 1
+                    if bad:
+                        problems.append(f"session {t}, request {i}, {name}: {bad} differ from one session's page")
+            except threading.BrokenBarrierError:
+                problems.append(f"session {t}: the other sessions broke off")
+            except Exception as exc:  # noqa: BLE001 - reported below, with the rest
+                problems.append(f"session {t}: {type(exc).__name__}: {exc}")
+                halfway.abort()
+                resume.abort()
+            finally:
+                if session is not None:
+                    session.close()
+
+        t0 = time.perf_counter()
+        tabs = [threading.Thread(target=tab, args=(t,), name=f"tab-{t}") for t in range(THREADS)]
+        for w in tabs:
+            w.start()
+        rss1 = None
+        try:
+            halfway.wait()  # the first 100 requests are answered
+            rss1 = process.memory_info().rss / 2 ** 20
+            resume.wait()
+        except threading.BrokenBarrierError:
+            pass
+        for w in tabs:
+            w.join(TIMEOUT)
+        rss2 = process.memory_info().rss / 2 ** 20
+        elapsed = time.perf_counter() - t0
+
+        assert not any(w.is_alive() for w in tabs), "a session hung"
+        assert not problems, problems[:10]
+        assert sum(counts) == THREADS * PER_THREAD == 200
+        assert server.proc.poll() is None, "the server died"
+        print(f"\n200 requests from 8 sessions in {elapsed:.1f}s; server RSS {rss1:.0f} -> {rss2:.0f} MB")
+        assert rss2 - rss1 < SERVER_SLACK_MB, f"server RSS grew by {rss2 - rss1:.0f} MB over the second 100 requests"
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        server.stop()
