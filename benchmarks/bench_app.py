@@ -2,8 +2,8 @@
 
 (a) Cold start, on a real server: ``streamlit run app.py`` (headless, file watcher off, ARTLAB_RUNS=checkpoints/) is
     started as a subprocess and timed from the start of that process until ``GET /_stcore/health`` answers, and until
-    the Classify page (the default page) has run once for a session. The session is a real one: a websocket client
-    connects to ``/_stcore/stream`` as the browser does, asks for a script run (a BackMsg ``rerun_script``) and waits
+    the Classify page (the default page) has run once for a session. The session is a real one (tests/_streamlit.py): it
+    connects to ``/_stcore/stream`` as a browser tab does, asks for a script run (a BackMsg ``rerun_script``) and waits
     for the Classify page's caption and a successful ``script_finished``. No browser draws anything, so the figure is
     the server's share of a first page load (importing torch and the app, the sidebar, the page), not the browser's.
     Reported (INFO): the first AppTest run of app.py in this process, the in-process proxy for the same thing.
@@ -28,17 +28,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import common
 
 common.steady_process()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _streamlit import Session, serve  # noqa: E402 - the tests' server and browser-less session
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -47,80 +46,26 @@ PAGES = {"pages/classify.py": "Classify", "pages/misclassifications.py": "Miscla
          "pages/culture_map.py": "Culture map", "pages/experiments.py": "Experiments"}
 TARGET = 1.0  # seconds per interaction, once loaded
 COLD_TARGET = 60.0  # seconds until a first page, on the 2-core build machine (a generous bound, not the issue's)
-CLASSIFY_MARK = b"two opinions on each painting"  # the Classify page's caption (the navigation names its title too)
+CLASSIFY_MARK = "two opinions on each painting"  # the Classify page's caption (the navigation names its title too)
 os.environ["ARTLAB_RUNS"] = str(RUNS)
 
 
 # --- (a) a real server ------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def first_page(port: int, deadline: float) -> None:
-    """One session, as a browser opens it: connect, ask for a run, wait until the Classify page has finished."""
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from websockets.sync.client import connect
-
-    back = BackMsg()
-    back.rerun_script.query_string = ""
-    back.rerun_script.page_script_hash = ""
-    seen_page = False
-    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
-                 open_timeout=30) as ws:
-        ws.send(back.SerializeToString())
-        while True:
-            raw = ws.recv(timeout=max(1.0, deadline - time.perf_counter()))
-            seen_page |= CLASSIFY_MARK in raw
-            msg = ForwardMsg()
-            msg.ParseFromString(raw)
-            if msg.WhichOneof("type") == "script_finished" and \
-                    msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
-                if not seen_page:
-                    raise RuntimeError("the script finished without drawing the Classify page")
-                return
-
-
 def cold_start(timeout: float = 90.0) -> tuple[float, float]:
     """(seconds until /_stcore/health answers, seconds until the Classify page has run once), from process start."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    log = tempfile.TemporaryFile()
-    t0 = time.perf_counter()
-    deadline = t0 + timeout
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "ARTLAB_RUNS": str(RUNS)})
-    try:
-        while not healthy(port):
-            if proc.poll() is not None or time.perf_counter() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"the server did not come up (exit {proc.poll()}): "
-                                   f"{log.read().decode(errors='replace')[-2000:]}")
-            time.sleep(0.05)
-        t_health = time.perf_counter() - t0
-        first_page(port, deadline)
-        return t_health, time.perf_counter() - t0
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = serve(RUNS, Path(tmp) / "streamlit.log", timeout=timeout)
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+            t_health = time.perf_counter() - server.started
+            session = Session(server.url, timeout=timeout)
+            page = session.run()
+            session.close()
+            if page.status != "FINISHED_SUCCESSFULLY" or not any(CLASSIFY_MARK in t for t in page.texts):
+                raise RuntimeError(f"the first run did not draw the Classify page: {page.status} {page.exceptions}")
+            return t_health, time.perf_counter() - server.started
+        finally:
+            server.stop()
 
 
 # --- (b) and (c): AppTest in this process --------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 9
                 if r.status == 200:
                     return
         except OSError:
-            time.sleep(0.3)
+            time.sleep(0.05)
     raise RuntimeError(f"streamlit did not answer /_stcore/health within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
@@ -57,6 +57,7 @@ class Server:
     url: str
     proc: subprocess.Popen
     log: Path
+    started: float  # time.perf_counter() when the process was started
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -67,20 +68,22 @@ class Server:
             self.proc.wait()
 
 
-def serve(runs: Path, log: Path) -> Server:
-    """``streamlit run app.py`` on ``runs`` (ARTLAB_RUNS), as `make app` serves it; stop() it when done."""
+def serve(runs: Path, log: Path, timeout: float = 90) -> Server:
+    """``streamlit run app.py`` on ``runs`` (ARTLAB_RUNS), as `make app` serves it, once it answers /_stcore/health
+    (RuntimeError if it does not within ``timeout`` s); stop() it when done."""
     port = free_port()
     # The allocator settings `make test` and `make app` use, so that memory measured here is what a served app uses.
     env = {**os.environ, "ARTLAB_RUNS": str(runs), "MALLOC_MMAP_MAX_": "0",
            "MALLOC_TRIM_THRESHOLD_": "100000000000"}
     with open(log, "w") as out:
+        started = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    server = Server(f"http://127.0.0.1:{port}", proc, log, started)
     try:
-        wait_healthy(server.url, proc, log)
+        wait_healthy(server.url, proc, log, timeout)
     except BaseException:
         server.stop()
         raise
