@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.Common_pb2 import FileURLs
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -114,6 +116,11 @@ class Session:
     def __init__(self, url: str, timeout: float = 300):
         self.url, self.timeout = url, timeout
         self.http = requests.Session()
+        # The server closes idle keep-alive connections (uvicorn: after 5 s); a request sent on one just as it closes
+        # is reset. Browsers then send it again on a new connection; so does this session. (PUT and DELETE of one
+        # file id are idempotent.)
+        retry = Retry(total=3, connect=3, read=3, status=0, backoff_factor=0.1, allowed_methods=None)
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
         self.http.get(f"{url}/_stcore/health", timeout=30).raise_for_status()  # sets the XSRF cookie
         self.xsrf = self.http.cookies.get(XSRF_COOKIE)
         headers = {"Origin": url}

@@ -32,6 +32,8 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import psutil
@@ -83,6 +85,65 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2 ** 20
 
 
+@dataclass
+class Load:
+    problems: list[str]
+    requests: int
+    at_halfway: Any  # measure() once every session had made its first requests (100 in all); None if they broke off
+    at_end: Any  # measure() after the last request
+    seconds: float
+    hung: bool
+
+
+def eight_sessions(one_request: Callable[[Any, int, int], list[str]], measure: Callable[[], Any],
+                   open_session: Callable[[int], Any] = lambda t: None,
+                   close_session: Callable[[Any], None] = lambda s: None) -> Load:
+    """THREADS sessions in threads, PER_THREAD requests each; ``one_request(session, t, i)`` makes request ``i`` of
+    session ``t`` and says what differs from one session's answer. Every session pauses after its first requests,
+    100 in all, while ``measure()`` runs; it runs again after the last."""
+    problems: list[str] = []
+    counts = [0] * THREADS
+    halfway = threading.Barrier(THREADS + 1, timeout=TIMEOUT)
+    resume = threading.Barrier(THREADS + 1, timeout=TIMEOUT)
+
+    def session(t: int) -> None:
+        handle = None
+        try:
+            handle = open_session(t)
+            for i in range(PER_THREAD):
+                if i == FIRST[t]:
+                    halfway.wait()
+                    resume.wait()
+                bad = one_request(handle, t, i)
+                counts[t] += 1
+                problems.extend(f"session {t}, request {i}, {b}" for b in bad)
+        except threading.BrokenBarrierError:
+            problems.append(f"session {t}: the other sessions broke off")
+        except Exception as exc:  # noqa: BLE001 - reported with the rest
+            problems.append(f"session {t}: {type(exc).__name__}: {exc}")
+            halfway.abort()
+            resume.abort()
+        finally:
+            if handle is not None:
+                close_session(handle)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=session, args=(t,), name=f"session-{t}") for t in range(THREADS)]
+    for w in threads:
+        w.start()
+    at_halfway = None
+    try:
+        halfway.wait()
+        at_halfway = measure()
+        resume.wait()
+    except threading.BrokenBarrierError:
+        pass
+    for w in threads:
+        w.join(TIMEOUT)
+    return Load(problems, sum(counts), at_halfway, measure(), time.perf_counter() - t0,
+                any(w.is_alive() for w in threads))
+
+
 def test_many_sessions_share_one_predictor(genre_run, demo_images):
     predictor = Predictor(Run.open(genre_run))
     paintings = [(p.name, p.read_bytes()) for p in demo_images]
@@ -94,51 +155,22 @@ def test_many_sessions_share_one_predictor(genre_run, demo_images):
     for (name, data), want in zip(paintings, reference):
         assert not mismatches(request(predictor, name, data), want), name  # one session is deterministic
 
-    problems: list[str] = []
-    counts = [0] * THREADS
-    halfway = threading.Barrier(THREADS + 1, timeout=TIMEOUT)
-    resume = threading.Barrier(THREADS + 1, timeout=TIMEOUT)
+    def one_request(_, t: int, i: int) -> list[str]:
+        k = (3 * t + 5 * i) % len(paintings)  # threads start on different paintings and move differently
+        name, data = paintings[k]
+        bad = mismatches(request(predictor, name, data), reference[k])
+        return [f"{name}: {bad} differ from one session's answer"] if bad else []
 
-    def session(t: int) -> None:
-        try:
-            for i in range(PER_THREAD):
-                if i == FIRST[t]:
-                    halfway.wait()
-                    resume.wait()
-                k = (3 * t + 5 * i) % len(paintings)  # threads start on different paintings and move differently
-                name, data = paintings[k]
-                bad = mismatches(request(predictor, name, data), reference[k])
-                counts[t] += 1
-                if bad:
-                    problems.append(f"thread {t}, request {i}, {name}: {bad} differ from one session's answer")
-        except threading.BrokenBarrierError:
-            problems.append(f"thread {t}: the other threads broke off")
-        except Exception as exc:  # noqa: BLE001 - reported below, with the rest
-            problems.append(f"thread {t}: {type(exc).__name__}: {exc}")
-            halfway.abort()
-            resume.abort()
+    tensors0 = live_tensors()
+    load = eight_sessions(one_request, lambda: (rss_mb(), live_tensors()))
+    (rss1, tensors1), (rss2, tensors2) = load.at_halfway or (None, None), load.at_end
 
-    tensors0, t0 = live_tensors(), time.perf_counter()
-    workers = [threading.Thread(target=session, args=(t,), name=f"session-{t}") for t in range(THREADS)]
-    for w in workers:
-        w.start()
-    try:
-        halfway.wait()  # every thread has made its first requests: 100 in all
-        rss1, tensors1 = rss_mb(), live_tensors()
-        resume.wait()
-    except threading.BrokenBarrierError:
-        rss1 = tensors1 = None
-    for w in workers:
-        w.join(TIMEOUT)
-    rss2, tensors2 = rss_mb(), live_tensors()
-    elapsed = time.perf_counter() - t0
-
-    assert not any(w.is_alive() for w in workers), "a session hung"
-    assert not problems, problems[:10]
-    assert sum(counts) == THREADS * PER_THREAD == 200
+    assert not load.hung, "a session hung"
+    assert not load.problems, load.problems[:10]
+    assert load.requests == THREADS * PER_THREAD == 200
     assert explain.predictor_hooks(predictor) == 0, "hooks left on the shared models"
     assert all(p.grad is None for m in (predictor.classifier, predictor.embedder) for p in m.parameters())
-    print(f"\n200 requests in {elapsed:.1f}s; RSS {rss1:.0f} -> {rss2:.0f} MB; live tensors {tensors0} -> "
+    print(f"\n200 requests in {load.seconds:.1f}s; RSS {rss1:.0f} -> {rss2:.0f} MB; live tensors {tensors0} -> "
           f"{tensors1} -> {tensors2}")
     assert rss2 - rss1 < RSS_SLACK_MB, f"RSS grew by {rss2 - rss1:.0f} MB over the second 100 requests"
     assert tensors2 - tensors1 <= TENSOR_SLACK, f"live tensors {tensors1} -> {tensors2}"
@@ -196,67 +228,33 @@ def test_eight_sessions_on_a_real_server(genre_run, demo_images, tmp_path):
             reference.append((texts, images, {address: alone.media(address) for address in images}))
         alone.close()
 
-        problems: list[str] = []
-        counts = [0] * THREADS
-        halfway = threading.Barrier(THREADS + 1, timeout=TIMEOUT)
-        resume = threading.Barrier(THREADS + 1, timeout=TIMEOUT)
-
-        def differences(session: Session, got: tuple[list[str], list[str]], k: int) -> list[str]:
-            texts, images = got
+        def one_request(tab: tuple[Session, str], t: int, i: int) -> list[str]:
+            session, uploader = tab
+            k = (3 * t + 5 * i) % len(paintings)  # sessions start on different paintings and move differently
+            name, data = paintings[k]
+            texts, images = ask(session, uploader, name, marked(data, f"session {t}, request {i}"))
             want_texts, want_images, want_bytes = reference[k]
-            found = [] if texts == want_texts else [f"texts: {sorted(set(texts) ^ set(want_texts))[:4]}"]
+            bad = [] if texts == want_texts else [f"texts: {sorted(set(texts) ^ set(want_texts))[:4]}"]
             if len(images) != len(want_images):
-                return found + [f"{len(images)} pictures, not {len(want_images)}"]
-            return found + [f"picture {j}" for j, (a, b) in enumerate(zip(images, want_images))
-                            if a != b and not same_pixels(session.media(a), want_bytes[b])]
+                bad.append(f"{len(images)} pictures, not {len(want_images)}")
+            else:
+                bad += [f"picture {j}" for j, (a, b) in enumerate(zip(images, want_images))
+                        if a != b and not same_pixels(session.media(a), want_bytes[b])]
+            return [f"{name}: {bad} differ from one session's page"] if bad else []
 
-        def tab(t: int) -> None:
-            session = None
-            try:
-                session = Session(server.url)
-                ids = session.run().widget("uploads")
-                for i in range(PER_THREAD):
-                    if i == FIRST[t]:
-                        halfway.wait()
-                        resume.wait()
-                    k = (3 * t + 5 * i) % len(paintings)  # sessions start on different paintings, move differently
-                    name, data = paintings[k]
-                    got = ask(session, ids, name, marked(data, f"session {t}, request {i}"))
-                    bad = differences(session, got, k)
-                    counts[t] += 1
-                    if bad:
-                        problems.append(f"session {t}, request {i}, {name}: {bad} differ from one session's page")
-            except threading.BrokenBarrierError:
-                problems.append(f"session {t}: the other sessions broke off")
-            except Exception as exc:  # noqa: BLE001 - reported below, with the rest
-                problems.append(f"session {t}: {type(exc).__name__}: {exc}")
-                halfway.abort()
-                resume.abort()
-            finally:
-                if session is not None:
-                    session.close()
+        def open_tab(t: int) -> tuple[Session, str]:
+            session = Session(server.url)
+            return session, session.run().widget("uploads")
 
-        t0 = time.perf_counter()
-        tabs = [threading.Thread(target=tab, args=(t,), name=f"tab-{t}") for t in range(THREADS)]
-        for w in tabs:
-            w.start()
-        rss1 = None
-        try:
-            halfway.wait()  # the first 100 requests are answered
-            rss1 = process.memory_info().rss / 2 ** 20
-            resume.wait()
-        except threading.BrokenBarrierError:
-            pass
-        for w in tabs:
-            w.join(TIMEOUT)
-        rss2 = process.memory_info().rss / 2 ** 20
-        elapsed = time.perf_counter() - t0
+        load = eight_sessions(one_request, lambda: process.memory_info().rss / 2 ** 20, open_tab,
+                              lambda tab: tab[0].close())
+        rss1, rss2 = load.at_halfway, load.at_end
 
-        assert not any(w.is_alive() for w in tabs), "a session hung"
-        assert not problems, problems[:10]
-        assert sum(counts) == THREADS * PER_THREAD == 200
+        assert not load.hung, "a session hung"
+        assert not load.problems, load.problems[:10]
+        assert load.requests == THREADS * PER_THREAD == 200
         assert server.proc.poll() is None, "the server died"
-        print(f"\n200 requests from 8 sessions in {elapsed:.1f}s; server RSS {rss1:.0f} -> {rss2:.0f} MB")
+        print(f"\n200 requests from 8 sessions in {load.seconds:.1f}s; server RSS {rss1:.0f} -> {rss2:.0f} MB")
         assert rss2 - rss1 < SERVER_SLACK_MB, f"server RSS grew by {rss2 - rss1:.0f} MB over the second 100 requests"
         assert "Traceback" not in server.log.read_text()
     finally:
