@@ -101,9 +101,13 @@ def in_order(dataset: Dataset, batch_size: int, workers: int = 0) -> Iterator:
     """
     if workers > 0:
         return iter(loader(dataset, batch_size, workers))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's processes on this machine share its CPUs
-    return prefetch_batches(dataset, batch_size, threads=max(1, min(8, cpus // processes)))
+    return prefetch_batches(dataset, batch_size, threads=max(1, min(8, usable_cpus() // processes)))
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's total)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:

@@ -323,6 +323,7 @@ def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, t
         "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
                      "frozen_cache_seconds": round(cache_seconds, 1), "total_seconds": round(total_seconds, 1),
-                     "device": str(device), "processes": processes, "torch": torch.__version__, "python": platform.python_version()},
+                     "device": str(device), "processes": processes, "torch": torch.__version__,
+                     "python": platform.python_version()},
         "metrics": metrics,
     }

@@ -133,7 +133,8 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
                                  "seconds": time.perf_counter() - t0})
         state["epoch"] = epoch
         stopped = state["since_best"] >= cfg.patience
-        if resume_file is not None and world.main:  # before reporting: a callback that raises (Ctrl-C, an app rerun) loses nothing
+        # Rank 0 alone writes; before reporting, so a callback that raises (Ctrl-C, an app rerun) loses nothing.
+        if resume_file is not None and world.main:
             _checkpoint(resume_file, state, model, opt, sched, cfg.method)
         progress.message(f"epoch {epoch}: train loss {tr_loss:.3f} acc {tr_acc:.3f} | val loss {va_loss:.3f} "
                          f"acc {va_acc:.3f}{' *' if improved else ''}")

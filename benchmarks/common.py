@@ -153,8 +153,9 @@ def torch_threads() -> int:
 
 
 def cpu_count() -> int:
-    """CPUs this process may run on (the affinity mask, not the machine's total)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """CPUs this process may run on (the affinity mask, not the machine's total), as artlab's loaders count them."""
+    from artlab.data import usable_cpus
+    return usable_cpus()
 
 
 def weights_at_hand(spec) -> bool:
