@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from artlab import appstate  # noqa: E402
+from artlab.app import state as appstate  # noqa: E402
 
 st.set_page_config(page_title="artlab: paintings through a machine's eyes", page_icon="🎨",
                    layout="wide")

@@ -14,7 +14,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from artlab.errors import ImageError
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO]
 

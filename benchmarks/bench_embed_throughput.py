@@ -35,12 +35,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from artlab.backbones import get_backbone  # noqa: E402
-from artlab.collection import MAX_SIDE  # noqa: E402
-from artlab.data import ImageDataset, in_order  # noqa: E402
+from artlab.model.backbones import get_backbone  # noqa: E402
+from artlab.collection.contract import MAX_SIDE  # noqa: E402
+from artlab.train.data import ImageDataset, in_order  # noqa: E402
 from artlab.images import load_image  # noqa: E402
-from artlab.models import Embedder  # noqa: E402
-from artlab.transforms import eval_transform  # noqa: E402
+from artlab.model.classifier import Embedder  # noqa: E402
+from artlab.model.transforms import eval_transform  # noqa: E402
 
 TARGET_RATIO = 0.85
 BATCH = 16
@@ -113,7 +113,7 @@ def main() -> int:
     args = p.parse_args()
 
     if args.run:
-        from artlab.runs import Run
+        from artlab.runfolder import Run
         run = Run.open(args.run)
         models = [(run.spec, run.embedder().eval(), f"run {args.run}")]
     else:

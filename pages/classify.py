@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from artlab import appstate
+from artlab.app import state as appstate
 
 run = appstate.current_run()
 RUN = str(run.path)

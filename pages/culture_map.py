@@ -3,7 +3,8 @@ strongest similarities) and every painting (a UMAP map, nearest paintings, degre
 
 import streamlit as st
 
-from artlab import appstate, charts
+from artlab.app import state as appstate
+from artlab.report import charts
 
 run = appstate.current_run()
 RUN, LABEL = str(run.path), run.label

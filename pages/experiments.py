@@ -3,7 +3,8 @@ and the results tables written by `artlab experiment`."""
 
 import streamlit as st
 
-from artlab import appstate, charts
+from artlab.app import state as appstate
+from artlab.report import charts
 
 
 def training(run) -> None:

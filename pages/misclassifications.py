@@ -3,7 +3,9 @@ of the test paintings behind any cell, most confident mistakes first, with heat 
 
 import streamlit as st
 
-from artlab import appstate, charts, tables
+from artlab.app import state as appstate
+from artlab.report import charts
+from artlab.report import tables
 
 run = appstate.current_run()
 RUN, CLASSES, LABEL = str(run.path), run.classes, run.label

@@ -3,7 +3,8 @@ make the same updates (tests/test_distributed.py). Dropout masks are drawn per p
 
 import sys
 
-from artlab import cli, models
+from artlab.cli import commands as cli
+from artlab.model import classifier as models
 
 models.Head.__init__.__defaults__ = (0.0,)  # Head(kind, in_dim, num_classes, dropout=0.2)
 

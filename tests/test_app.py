@@ -136,7 +136,7 @@ def test_heat_maps_on_demand(runs_dir, demo_images, monkeypatch):
     assert_clean(at)
     assert len(at.image) == before + 2  # both models' overlays
     assert "Warm colours" in texts(at)
-    from artlab.appstate import method_name
+    from artlab.app.state import method_name
     offered = at.selectbox(key="cam_method").options  # as shown
     assert method_name("eigencam") in offered and method_name("scorecam") not in offered  # minutes on a CPU
     at.selectbox(key="cam_method").select("eigencam").run()
@@ -252,7 +252,7 @@ def test_a_broken_run_gives_a_plain_message(tmp_path, genre_run, monkeypatch, da
 # --- derived tables -------------------------------------------------------------------------------------------
 
 def test_filter_gallery_semantics():
-    from artlab.tables import filter_gallery
+    from artlab.report.tables import filter_gallery
     df = pd.DataFrame({"id": list("abcd"), "true": ["x", "x", "y", "y"], "pred_finetuned": ["x", "y", "x", "y"],
                        "pred_knn": ["y", "y", "y", "x"], "finetuned_conf": [0.9, 0.8, 0.7, 0.6],
                        "knn_conf": [0.1, 0.9, 0.5, 0.4]})
@@ -269,8 +269,8 @@ def test_filter_gallery_semantics():
 
 
 def test_gallery_and_metrics_tables_from_a_real_run(genre_run):
-    from artlab.tables import gallery_frame, metrics_frame
-    from artlab.runs import Run
+    from artlab.report.tables import gallery_frame, metrics_frame
+    from artlab.runfolder import Run
     run = Run.open(genre_run)
     g = gallery_frame(run.predictions(), run.paintings(), run.classes)
     assert len(g) == run.card["metrics"]["finetuned"]["n"] and g["title"].str.len().gt(0).all()

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from artlab.backbones import backbone_names, get_backbone, register, sha256_file
+from artlab.model.backbones import backbone_names, get_backbone, register, sha256_file
 from artlab.errors import ConfigError
-from artlab.models import Classifier, Head, apply_method, trained_state
+from artlab.model.classifier import Classifier, Head, apply_method, trained_state
 
 
 @pytest.mark.parametrize("name", backbone_names())

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from artlab import charts
-from artlab.geometry import normalised_similarity, top_quartile
+from artlab.report import charts
+from artlab.report.geometry import normalised_similarity, top_quartile
 
 CLASSES = ["Chinese", "Dutch", "French", "Italian", "Japanese"]
 

@@ -9,15 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from artlab import runner
-from artlab.backbones import Parts
+from artlab.train import runner
+from artlab.model.backbones import Parts
 from artlab.cli import main
-from artlab.config import TrainConfig
-from artlab.data import class_weights, make_task
-from artlab.models import Classifier, Head
+from artlab.train.config import TrainConfig
+from artlab.train.data import class_weights, make_task
+from artlab.model.classifier import Classifier, Head
 from artlab.progress import Progress
-from artlab.runs import RUN_FILES, Run
-from artlab.training import fit, make_optimizer, make_scheduler
+from artlab.runfolder import RUN_FILES, Run
+from artlab.train.loop import fit, make_optimizer, make_scheduler
 
 
 def test_culture_run_card(culture_run):

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from artlab.runs import RUN_FILES, Run
+from artlab.runfolder import RUN_FILES, Run
 
 DRIVER = Path(__file__).with_name("_train_without_dropout.py")
 TRAIN = ["train", "--label", "genre", "--backbone", "efficientnet_lite0", "--epochs", "2", "--patience", "2",
@@ -81,8 +81,8 @@ def test_fine_tuning_from_images_on_two_processes(demo_collection, tmp_path):
 
 
 def test_every_global_batch_is_split_between_the_processes():
-    from artlab.distributed import World
-    from artlab.runner import _shuffled
+    from artlab.train.distributed import World
+    from artlab.train.runner import _shuffled
 
     def shards(n, batch, world):
         torch.manual_seed(0)  # fit seeds every epoch alike in every process
@@ -99,7 +99,7 @@ def test_every_global_batch_is_split_between_the_processes():
 
 def test_experiment_grids_refuse_torchrun(monkeypatch, tmp_path):
     from artlab.errors import ConfigError
-    from artlab.experiment import run_experiment
+    from artlab.train.experiment import run_experiment
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="one process"):
         run_experiment(tmp_path / "grid.toml")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from artlab import experiment
+from artlab.train import experiment
 from artlab.cli import main
 from artlab.errors import ConfigError, RunError
-from artlab.experiment import is_complete, load_experiment, read_experiment, run_experiment
+from artlab.train.experiment import is_complete, load_experiment, read_experiment, run_experiment
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -98,7 +98,7 @@ def test_mistakes_stop_before_any_training(tmp_path, monkeypatch, capsys):
     def no_training(*a, **k):
         raise AssertionError("trained despite an invalid config")
 
-    monkeypatch.setattr("artlab.runner.train_run", no_training)
+    monkeypatch.setattr("artlab.train.runner.train_run", no_training)
     bad = _write(tmp_path, GRID.replace('"alexnet"]', '"alexnet", "resnet51"]'))
     assert main(["experiment", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
@@ -110,7 +110,7 @@ def test_mistakes_stop_before_any_training(tmp_path, monkeypatch, capsys):
 
 
 def test_dry_run_lists_rows_and_trains_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("artlab.runner.train_run", lambda *a, **k: pytest.fail("dry run trained"))
+    monkeypatch.setattr("artlab.train.runner.train_run", lambda *a, **k: pytest.fail("dry run trained"))
     path = _write(tmp_path, GRID)
     assert main(["experiment", str(path), "--dry-run", "--only", "alexnet"]) == 0
     out = capsys.readouterr().out
@@ -224,11 +224,11 @@ def test_demo_collection_is_built_once(tmp_path, monkeypatch):
         Path(folder).mkdir(parents=True)
         (Path(folder) / "manifest.csv").write_text("id,path\n")
 
-    monkeypatch.setattr("artlab.sources.demo.build_demo", fake_build)
+    monkeypatch.setattr("artlab.collection.demo.build_demo", fake_build)
     def fake_train(cfg, out, progress=None, umap=True):
         raise RunError("not training in this test")
 
-    monkeypatch.setattr("artlab.runner.train_run", fake_train)
+    monkeypatch.setattr("artlab.train.runner.train_run", fake_train)
     cfg = _write(tmp_path, 'out = "r"\n[base]\ncollection = "demo:data/demo"\n[[runs]]\nname = "a"\n')
     text = run_experiment(cfg)
     assert built == [(tmp_path / "data/demo").resolve()]

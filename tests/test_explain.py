@@ -15,14 +15,14 @@ from pytorch_grad_cam.metrics.road import ROADMostRelevantFirst
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 from torch import nn
 
-from artlab import explain as E
-from artlab import faithfulness as FF
+from artlab.explain import cams as E
+from artlab.explain import faithfulness as FF
 from artlab.cli import main
 from artlab.errors import ConfigError
 from artlab.images import load_image
-from artlab.inference import Predictor
-from artlab.knn import KNNBaseline
-from artlab.runs import Run
+from artlab.explain.predictor import Predictor
+from artlab.model.knn import KNNBaseline
+from artlab.runfolder import Run
 
 # pytorch-grad-cam's ROAD calls np.float32() on a torch tensor (numpy 2 deprecation, harmless)
 pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
@@ -335,7 +335,7 @@ def test_culture_run_transfer_model(culture_run, demo_images):
 def test_explain_help_names_every_cam_method(capsys):
     """The CLI lists the methods in its help without importing pytorch-grad-cam; this keeps the list honest."""
     from artlab.cli import main
-    from artlab.explain import METHODS
+    from artlab.explain.cams import METHODS
     with pytest.raises(SystemExit):
         main(["explain", "--help"])
     text = " ".join(capsys.readouterr().out.split())

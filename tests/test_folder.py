@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from artlab.collection import read_manifest
+from artlab.collection.contract import read_manifest
 from artlab.errors import CollectionError, ConfigError
-from artlab.sources.folder import build_folder
+from artlab.collection.folder import build_folder
 
 
 def picture(path: Path, size=(120, 80), seed=0, mode="RGB", fmt=None) -> Path:

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from artlab.geometry import (centroids, class_geometry, distance_matrix, forceatlas2_layout, nearest,
+from artlab.report.geometry import (centroids, class_geometry, distance_matrix, forceatlas2_layout, nearest,
                              normalised_similarity, path_between, top_quartile, umap_coordinates)
 
 # Three classes whose centroids make a 3-4-5 right triangle: A = (0, 0), B = (3, 0), C = (0, 4).

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from artlab.errors import ConfigError
-from artlab.knn import KNNBaseline
+from artlab.model.knn import KNNBaseline
 
 
 def _blobs(n=30, d=16, seed=0):
@@ -49,7 +49,7 @@ def test_bad_input():
 
 def test_large_reference_sets_search_through_faiss_with_the_same_answers(monkeypatch):
     pytest.importorskip("faiss")
-    import artlab.knn as knn_module
+    import artlab.model.knn as knn_module
     X, y = _blobs(n=200, d=32)
     Xq, _ = _blobs(n=20, d=32, seed=5)
     brute = KNNBaseline(k=7).fit(X, y)

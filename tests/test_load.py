@@ -40,10 +40,10 @@ import psutil
 import pytest
 import torch
 
-from artlab import explain
+from artlab.explain import cams as explain
 from artlab.images import load_image
-from artlab.inference import Predictor
-from artlab.runs import Run
+from artlab.explain.predictor import Predictor
+from artlab.runfolder import Run
 
 from _streamlit import Session, serve
 from streamlit.proto.WidgetStates_pb2 import WidgetState

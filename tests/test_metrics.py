@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn import metrics as skm
 
-from artlab.metrics import classification_report
+from artlab.report.metrics import classification_report
 
 
 def test_metrics_equal_scikit_learn():

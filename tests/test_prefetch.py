@@ -4,10 +4,10 @@ import time
 import pytest
 import torch
 
-from artlab.backbones import get_backbone
-from artlab.data import ImageDataset
-from artlab.prefetch import prefetch_batches
-from artlab.transforms import eval_transform
+from artlab.model.backbones import get_backbone
+from artlab.train.data import ImageDataset
+from artlab.train.prefetch import prefetch_batches
+from artlab.model.transforms import eval_transform
 
 
 class Slow(torch.utils.data.Dataset):

@@ -28,7 +28,7 @@ from PIL import Image
 from artlab.errors import ImageError, RunError
 from artlab.images import load_image
 from artlab.progress import Progress
-from artlab.runs import Run, is_run
+from artlab.runfolder import Run, is_run
 
 # --- building hostile and odd files ---------------------------------------------------------------------------
 
@@ -186,7 +186,7 @@ def test_exif_rotation_is_undone(uploads, painting, name):
 
 @pytest.fixture(scope="module")
 def predictor(genre_run):
-    from artlab.inference import Predictor
+    from artlab.explain.predictor import Predictor
     return Predictor(Run.open(genre_run))
 
 
@@ -273,7 +273,7 @@ def test_checkpoint_that_runs_code_is_refused(run_copy, tmp_path, fmt):
         (run_copy / "model.pt").write_bytes(pickle.dumps(state, protocol=2))
     with pytest.raises(RunError, match="refusing model.pt"):
         Run.open(run_copy).classifier()
-    from artlab.inference import Predictor
+    from artlab.explain.predictor import Predictor
     with pytest.raises(RunError):
         Predictor(Run.open(run_copy))
     assert not marker.exists(), "the checkpoint's code ran"
@@ -325,14 +325,14 @@ class Recorder(Progress):
 
 
 def _tiny_config(collection: Path, **changes):
-    from artlab.config import TrainConfig
+    from artlab.train.config import TrainConfig
     return TrainConfig(collection=str(collection), label="genre", classes=("landscape", "portrait"),
                        max_per_class=5, epochs=3, patience=3, cache_views=1, batch_size=4, device="cpu",
                        **changes)
 
 
 def _interrupt(cfg, out: Path) -> Recorder:
-    from artlab.runner import train_run
+    from artlab.train.runner import train_run
     progress = Recorder(stop_after=2)
     with pytest.raises(KeyboardInterrupt):
         train_run(cfg, out, progress, umap=False)
@@ -342,7 +342,7 @@ def _interrupt(cfg, out: Path) -> Recorder:
 
 
 def test_killed_training_resumes_where_it_stopped(demo_collection, tmp_path):
-    from artlab.runner import train_run
+    from artlab.train.runner import train_run
     cfg, out = _tiny_config(demo_collection), tmp_path / "run"
     before = _interrupt(cfg, out)
     progress = Recorder()
@@ -358,7 +358,7 @@ def test_killed_training_resumes_where_it_stopped(demo_collection, tmp_path):
 
 
 def test_killed_training_with_another_config_restarts(demo_collection, tmp_path):
-    from artlab.runner import train_run
+    from artlab.train.runner import train_run
     out = tmp_path / "run"
     _interrupt(_tiny_config(demo_collection), out)
     progress = Recorder()
@@ -383,7 +383,7 @@ def _check_complete(out: Path, source: Path) -> None:
 
 
 def test_killed_demo_build_leaves_nothing_finished_and_rebuilds(tmp_path):
-    from artlab.sources.demo import build_demo, demo_data_dir
+    from artlab.collection.demo import build_demo, demo_data_dir
 
     def stop(done, total):
         if done == 60:
@@ -400,7 +400,7 @@ def test_killed_demo_build_leaves_nothing_finished_and_rebuilds(tmp_path):
 
 
 def test_demo_build_killed_mid_copy_leaves_no_partial_file(tmp_path, monkeypatch):
-    from artlab.sources import demo
+    from artlab.collection import demo
 
     calls = {"n": 0}
     real_copy = shutil.copyfile

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from artlab.errors import ConfigError
-from artlab.splits import stratified_split
+from artlab.train.splits import stratified_split
 
 
 def _labels(counts):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from artlab.cli import main
-from artlab.runs import RUN_FILES, Run
+from artlab.runfolder import RUN_FILES, Run
 
 
 def test_run_folder_holds_the_contract(genre_run):
@@ -46,7 +46,7 @@ def test_weights_load_safely_and_reproduce_test_predictions(genre_run, demo_coll
     state = torch.load(genre_run / "model.pt", weights_only=True)
     assert all(k.startswith(("block.", "pool.", "head.")) for k in state), "partial runs store the trained part"
     run = Run.open(genre_run)
-    from artlab.inference import Predictor
+    from artlab.explain.predictor import Predictor
     predictor = Predictor(run)
     pred = run.predictions().head(5)
     paths = run.paintings().set_index("id").loc[pred["id"], "path"]
@@ -94,7 +94,7 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_real_study_backbone_offline(tmp_path, monkeypatch, demo_collection):
     """`--backbone densenet121` as a user with internet runs it: weights through torchvision's cache in TORCH_HOME."""
-    from artlab.backbones import get_backbone
+    from artlab.model.backbones import get_backbone
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     spec = get_backbone("densenet121")
     target = spec.weights.cache_path()
@@ -114,9 +114,9 @@ def test_a_run_without_the_cache_computes_the_same_features(genre_run, demo_coll
     """cache_views=0: no frozen-feature cache, so after training the runner passes over the images once, the shared
     frozen stem feeding both models. The kNN's features must equal those the cached run computed, and the stored
     predictions must be what the saved model gives."""
-    from artlab.config import TrainConfig
-    from artlab.inference import Predictor
-    from artlab.runner import train_run
+    from artlab.train.config import TrainConfig
+    from artlab.explain.predictor import Predictor
+    from artlab.train.runner import train_run
     cfg = TrainConfig(collection=str(demo_collection), label="genre", backbone="efficientnet_lite0", method="partial",
                       epochs=1, patience=1, cache_views=0)
     run = Run.open(train_run(cfg, tmp_path / "uncached", umap=False))

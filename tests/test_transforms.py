@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from artlab.backbones import get_backbone
+from artlab.model.backbones import get_backbone
 from artlab.images import load_image
-from artlab.models import Embedder
-from artlab.transforms import eval_transform, train_transform
+from artlab.model.classifier import Embedder
+from artlab.model.transforms import eval_transform, train_transform
 
 SPEC = get_backbone("efficientnet_lite0")
 GREY_LEVEL = 1 / 255 / min(SPEC.std)  # one step of 8-bit colour, after normalisation
@@ -89,7 +89,7 @@ def test_non_rgb_input_is_an_error_not_garbage(mode):
 def test_seeded_views_do_not_depend_on_loading_order(demo_collection):
     """The frozen-feature cache computes augmented views in background threads; each painting's view must be the
     one its (seed, index) gives, whichever thread loads it and when."""
-    from artlab.data import ImageDataset, in_order
+    from artlab.train.data import ImageDataset, in_order
     paths = sorted(p.name for p in (demo_collection / "images").glob("*.jpg"))[:10]
     ds = ImageDataset(demo_collection / "images", paths, train_transform(SPEC), min_side=SPEC.resize_size, seed=7)
     threaded = torch.cat(list(in_order(ds, batch_size=3)))

@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from artlab.collection import read_manifest
+from artlab.collection.contract import read_manifest
 from artlab.errors import ConfigError, DownloadError
-from artlab.sources import wikiart
-from artlab.sources.wikiart import build_wikiart
+from artlab.collection import wikiart
+from artlab.collection.wikiart import build_wikiart
 
 G = {name: i for i, name in enumerate(wikiart.GENRE_NAMES)}
 COUNTS = {"portrait": 8, "landscape": 8, "still_life": 5, "sketch_and_study": 4, "cityscape": 3,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import Parts
-from .errors import ConfigError
+from artlab.model.backbones import Parts
+from artlab.errors import ConfigError
 
 METHODS = ("partial", "finetune", "transfer", "scratch")
 HEADS = ("linear", "mlp3")

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import ImageError
-from .images import ImageSource, load_image
-from .runs import Run
-from .transforms import eval_transform
+from artlab.errors import ImageError
+from artlab.images import ImageSource, load_image
+from artlab.runfolder import Run
+from artlab.model.transforms import eval_transform
 
 
 @dataclasses.dataclass

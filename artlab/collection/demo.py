@@ -14,11 +14,11 @@ from typing import Callable
 
 import pandas as pd
 
-from ..collection import BuildReport, write_manifest
-from ..errors import CollectionError
-from ..images import load_image
-from ..io import atomic_path
-from .rules import culture_of, genre_of
+from artlab.collection.contract import BuildReport, write_manifest
+from artlab.errors import CollectionError
+from artlab.images import load_image
+from artlab.io import atomic_path
+from artlab.collection.rules import culture_of, genre_of
 
 LICENSE = "CC0 (Met Open Access, Public Domain)"
 
@@ -82,6 +82,6 @@ def build_demo(out: str | Path, *, netherlandish: str | None = None,
     report.merged = {c: sorted(v) for c, v in raw_tags.items() if len(v) > 1}
     for label in ("culture", "genre"):
         report.label_counts[label] = {k or "(unlabelled)": int(v) for k, v in df[label].value_counts().items()}
-    report.notes.append("labels come from artlab/sources/rules.py; culture_rule and genre_rule columns say which rule")
+    report.notes.append("labels come from artlab/collection/rules.py; culture_rule and genre_rule columns say which rule")
     write_manifest(out, df, report)
     return report

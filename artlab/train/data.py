@@ -12,12 +12,12 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .collection import labelled, read_manifest
-from .config import TrainConfig
-from .errors import CollectionError
-from .images import load_image
-from .prefetch import prefetch_batches
-from .splits import stratified_split
+from artlab.collection.contract import labelled, read_manifest
+from artlab.train.config import TrainConfig
+from artlab.errors import CollectionError
+from artlab.images import load_image
+from artlab.train.prefetch import prefetch_batches
+from artlab.train.splits import stratified_split
 
 
 @dataclasses.dataclass

@@ -39,11 +39,11 @@ from typing import Any
 
 import pandas as pd
 
-from .config import TrainConfig
-from .errors import ArtlabError, ConfigError
-from .io import atomic_save, atomic_write_text
-from .progress import Progress
-from .runs import CARD, RUN_FILES, UMAP
+from artlab.train.config import TrainConfig
+from artlab.errors import ArtlabError, ConfigError
+from artlab.io import atomic_save, atomic_write_text
+from artlab.progress import Progress
+from artlab.runfolder import CARD, RUN_FILES, UMAP
 
 TOP_KEYS = ("description", "out", "base", "grid", "runs", "published")
 ROW_OPTIONS = {"umap": bool}  # experiment options a row may set besides the TrainConfig fields
@@ -324,7 +324,7 @@ def _check_collections(exp: Experiment, rows: list[Row]) -> None:
 
 
 def _build_demos(exp: Experiment, rows: list[Row], progress: Progress) -> None:
-    from .sources.demo import build_demo
+    from artlab.collection.demo import build_demo
     wanted = {Path(r.config.collection) for r in rows} & exp.demo_dirs
     for folder in sorted(wanted):
         if (folder / "manifest.csv").is_file():
@@ -342,7 +342,7 @@ def _build_demos(exp: Experiment, rows: list[Row], progress: Progress) -> None:
 
 def _run_row(exp: Experiment, row: Row, label: str, progress: Progress) -> tuple[str, str]:
     """(status, error): 'complete' (skipped), 'trained' or 'failed'."""
-    from .runner import train_run
+    from artlab.train.runner import train_run
     folder = exp.folder(row)
     if is_complete(folder, row):
         progress.message(f"{label}: already complete, skipped")

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from artlab.errors import ConfigError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # EfficientNet-Lite was trained TensorFlow-style

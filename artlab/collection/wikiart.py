@@ -27,11 +27,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
-from ..collection import BuildReport, write_manifest
-from ..errors import CollectionError, ConfigError, DownloadError, ImageError
-from ..images import encode_jpeg, fit_within, load_image
-from ..io import atomic_write_bytes, atomic_write_json
-from .rules import WIKIART_GENRES
+from artlab.collection.contract import BuildReport, write_manifest
+from artlab.errors import CollectionError, ConfigError, DownloadError, ImageError
+from artlab.images import encode_jpeg, fit_within, load_image
+from artlab.io import atomic_write_bytes, atomic_write_json
+from artlab.collection.rules import WIKIART_GENRES
 
 # --- what the dataset's integers mean --------------------------------------------------------------------------
 # The ClassLabel names of huggan/wikiart, index = the integer stored in the parquet files. They come from the dataset

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from artlab.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 UNKNOWN_ARTISTS = {"", "unknown", "unidentified artist", "anonymous"}

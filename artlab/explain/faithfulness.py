@@ -32,13 +32,13 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from torch import nn
 
-from .collection import read_manifest
-from .errors import ArtlabError, ConfigError, ImageError, RunError
-from .explain import METHODS, NeighbourSimilarity, finetuned_cam, knn_cam
-from .images import load_image
-from .inference import Predictor
-from .progress import Progress
-from .runs import Run
+from artlab.collection.contract import read_manifest
+from artlab.errors import ArtlabError, ConfigError, ImageError, RunError
+from artlab.explain.cams import METHODS, NeighbourSimilarity, finetuned_cam, knn_cam
+from artlab.images import load_image
+from artlab.explain.predictor import Predictor
+from artlab.progress import Progress
+from artlab.runfolder import Run
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .backbones import BackboneSpec, get_backbone
-from .errors import RunError
-from .knn import KNNBaseline
-from .models import Classifier, Embedder, Head, frozen_prefix, trainable_prefixes
+from artlab.model.backbones import BackboneSpec, get_backbone
+from artlab.errors import RunError
+from artlab.model.knn import KNNBaseline
+from artlab.model.classifier import Classifier, Embedder, Head, frozen_prefix, trainable_prefixes
 
 CARD, MODEL, KNN, HISTORY, PREDICTIONS, EMBEDDINGS, GEOMETRY, UMAP = (
     "card.json", "model.pt", "knn.npz", "history.csv", "predictions.csv", "embeddings.npz", "geometry.json",

@@ -17,11 +17,11 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .config import TrainConfig
-from .distributed import SINGLE, World
-from .io import atomic_save
-from .models import Classifier, train_mode, trained_state
-from .progress import Progress
+from artlab.train.config import TrainConfig
+from artlab.train.distributed import SINGLE, World
+from artlab.io import atomic_save
+from artlab.model.classifier import Classifier, train_mode, trained_state
+from artlab.progress import Progress
 
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 

@@ -23,22 +23,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from . import __version__
-from .backbones import BackboneSpec, get_backbone
-from .config import TrainConfig
-from .data import ImageDataset, Task, class_weights, in_order, make_task
-from .distributed import SINGLE, World, join, leave, wrap
-from .geometry import class_geometry, umap_coordinates
-from .images import encode_jpeg, fit_within, load_image
-from .io import atomic_save, atomic_savez, atomic_write_bytes, atomic_write_json
-from .knn import KNNBaseline
-from .metrics import classification_report
-from .models import Classifier, Embedder, Head, apply_method, frozen_prefix, trained_state
-from .progress import Progress
-from .runs import (CARD, EMBEDDINGS, GEOMETRY, HISTORY, KNN, MODEL, PAINTINGS, PREDICTIONS, THUMB_SIDE, THUMBS, UMAP,
+from artlab import __version__
+from artlab.model.backbones import BackboneSpec, get_backbone
+from artlab.train.config import TrainConfig
+from artlab.train.data import ImageDataset, Task, class_weights, in_order, make_task
+from artlab.train.distributed import SINGLE, World, join, leave, wrap
+from artlab.report.geometry import class_geometry, umap_coordinates
+from artlab.images import encode_jpeg, fit_within, load_image
+from artlab.io import atomic_save, atomic_savez, atomic_write_bytes, atomic_write_json
+from artlab.model.knn import KNNBaseline
+from artlab.report.metrics import classification_report
+from artlab.model.classifier import Classifier, Embedder, Head, apply_method, frozen_prefix, trained_state
+from artlab.progress import Progress
+from artlab.runfolder import (CARD, EMBEDDINGS, GEOMETRY, HISTORY, KNN, MODEL, PAINTINGS, PREDICTIONS, THUMB_SIDE, THUMBS, UMAP,
                    thumb_name)
-from .training import fit
-from .transforms import eval_transform, train_transform
+from artlab.train.loop import fit
+from artlab.model.transforms import eval_transform, train_transform
 
 RESUME = "resume.pt"
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .backbones import BackboneSpec
+from artlab.model.backbones import BackboneSpec
 
 
 class _Transform:

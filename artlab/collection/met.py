@@ -51,11 +51,11 @@ from urllib.parse import urlparse
 import pandas as pd
 import requests
 
-from ..collection import MAX_SIDE, BuildReport, write_manifest
-from ..errors import CollectionError, ConfigError, DownloadError, ImageError
-from ..images import encode_jpeg, fit_within, load_image
-from ..io import atomic_save, atomic_write_bytes
-from .rules import CULTURE_FIELDS, culture_of
+from artlab.collection.contract import MAX_SIDE, BuildReport, write_manifest
+from artlab.errors import CollectionError, ConfigError, DownloadError, ImageError
+from artlab.images import encode_jpeg, fit_within, load_image
+from artlab.io import atomic_save, atomic_write_bytes
+from artlab.collection.rules import CULTURE_FIELDS, culture_of
 
 DEFAULT_API = "https://collectionapi.metmuseum.org"
 #: The Met Collection API's published limit. ``rate`` may be set lower, never higher.
@@ -633,7 +633,7 @@ def finish_report(report: BuildReport, df: pd.DataFrame, failures: dict[str, Una
     report.kept = int((~failed).sum())
     report.label_counts["culture"] = {c: int(n) for c, n in df.loc[~failed, "culture"].value_counts().items()}
     report.notes.append(f"images: {outcomes['downloaded']} downloaded, {outcomes['present']} already present")
-    report.notes.append("culture labels by artlab/sources/rules.py; the culture_rule column says which field decided")
+    report.notes.append("culture labels by artlab/collection/rules.py; the culture_rule column says which field decided")
 
 
 def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_API, min_per_class: int = 100,

@@ -14,10 +14,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .errors import ArtlabError, ConfigError, ImageError
-from .explain import KNN_METHODS, METHODS, Explanation, explain_both, overlay
-from .io import atomic_save
-from .progress import TqdmProgress
+from artlab.cli.files import image_files
+from artlab.errors import ArtlabError, ConfigError, ImageError
+from artlab.explain.cams import KNN_METHODS, METHODS, Explanation, explain_both, overlay
+from artlab.io import atomic_save
+from artlab.progress import TqdmProgress
 
 
 def parse_target(value: str | None, classes: list[str]) -> int | None:
@@ -33,7 +34,7 @@ def parse_target(value: str | None, classes: list[str]) -> int | None:
 
 def parse_methods(value: str) -> list[str]:
     """``--method`` for the faithfulness table: one name, a comma-separated list, or 'all'."""
-    from .faithfulness import DEFAULT_METHODS
+    from artlab.explain.faithfulness import DEFAULT_METHODS
     methods = list(DEFAULT_METHODS) if value == "all" else [m.strip() for m in value.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -95,16 +96,15 @@ def _check_methods(method: str, knn_method: str) -> None:
 
 
 def _faithfulness(predictor, a: argparse.Namespace) -> None:
-    from .faithfulness import faithfulness, format_table
+    from artlab.explain.faithfulness import faithfulness, format_table
     table = faithfulness(predictor, parse_methods(a.method), limit=a.limit, progress=TqdmProgress())
     print(f"{predictor.run.name}: faithfulness over {int(table['paintings'].max())} test painting(s)")
     print(format_table(table))
 
 
 def run_explain(a: argparse.Namespace) -> int:
-    from .cli import _expand_images
-    from .inference import Predictor
-    from .runs import Run
+    from artlab.explain.predictor import Predictor
+    from artlab.runfolder import Run
     if not a.faithfulness and not (a.images and a.out):
         raise ArtlabError("explain needs images and --out DIR (or --faithfulness for the scores table)")
     if a.images and not a.out:
@@ -113,7 +113,7 @@ def run_explain(a: argparse.Namespace) -> int:
         parse_methods(a.method)
         if a.limit is not None and a.limit < 1:
             raise ConfigError("--limit must be at least 1")
-    files = _expand_images(a.images) if a.images else []
+    files = image_files(a.images) if a.images else []
     if files:
         _check_methods(a.method, a.knn_method)
         if Path(a.out).exists() and not Path(a.out).is_dir():

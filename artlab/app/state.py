@@ -21,15 +21,15 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from . import tables
-from .errors import ArtlabError, ImageError, RunError
-from .images import encode_jpeg, fit_within, load_image
-from .runs import THUMBS, Run, find_runs, thumb_name
+from artlab.report import tables
+from artlab.errors import ArtlabError, ImageError, RunError
+from artlab.images import encode_jpeg, fit_within, load_image
+from artlab.runfolder import THUMBS, Run, find_runs, thumb_name
 
 log = logging.getLogger("artlab.app")
 
 RUNS_ENV = "ARTLAB_RUNS"
-APP_ROOT = Path(__file__).resolve().parent.parent
+APP_ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "tif", "tiff"]
 DEFAULTS = {"cam_method": "gradcam", "cam_alpha": 0.5, "open_cams": []}
 
@@ -117,7 +117,7 @@ def open_run(run_path: str) -> Run:
 
 @st.cache_resource(show_spinner="Loading the two models…", max_entries=4)
 def _predictor(run_path: str, stamp: int):
-    from .inference import Predictor
+    from artlab.explain.predictor import Predictor
     return Predictor(Run.open(run_path))
 
 
@@ -291,7 +291,7 @@ def sample_choices(run_path: str) -> dict[str, tuple[str, str]]:
 
 def _demo_samples() -> dict[str, tuple[str, str]]:
     try:
-        from .sources.demo import demo_data_dir, met_records
+        from artlab.collection.demo import demo_data_dir, met_records
         data = demo_data_dir()
         return {f"{short(r.get('title', ''))} — {r.get('artistDisplayName') or 'unknown artist'}":
                 (f"{r['objectID']}.jpg", str(data / f"{r['objectID']}.jpg"))
@@ -325,7 +325,7 @@ def predict(run_path: str, name: str, data: bytes):
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def _explain(run_path: str, stamp: int, name: str, data: bytes, method: str) -> dict:
-    from . import explain
+    from artlab.explain import cams as explain
     predictor = load_predictor(run_path)
     image = predictor.load(data, name=name)  # decoded exactly as for the prediction
     # The kNN side takes the same CAM method on its similarity-to-neighbours target (gradcam there is "similarity").
@@ -348,7 +348,7 @@ def explanations(run_path: str, name: str, data: bytes, method: str) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _feature_maps(run_path: str, stamp: int, name: str, data: bytes) -> dict[str, dict]:
-    from . import explain
+    from artlab.explain import cams as explain
     predictor = load_predictor(run_path)
     image = predictor.load(data, name=name)
     crop = explain.crop_fraction(predictor.spec)
@@ -364,7 +364,7 @@ def feature_maps(run_path: str, name: str, data: bytes) -> dict[str, dict]:
 @st.cache_data(show_spinner=False, max_entries=256)
 def overlay(name: str, data: bytes, cam: np.ndarray, alpha: float, crop: float = 1.0) -> bytes:
     """The heat map laid over the painting (the square the model saw; margins dimmed), as JPEG bytes."""
-    from . import explain
+    from artlab.explain import cams as explain
     image = load_image(data, name=name)
     return encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop), quality=88)
 
@@ -382,7 +382,7 @@ def method_name(method: str) -> str:
 
 def cam_methods() -> list[str]:
     """The CAM methods offered in the app: those that answer in seconds on a CPU."""
-    from . import explain
+    from artlab.explain import cams as explain
     return [m for m in explain.METHODS if m not in TOO_SLOW_FOR_THE_APP]
 
 
@@ -390,7 +390,7 @@ def cam_methods() -> list[str]:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _nearest(run_path: str, stamp: int, index: int, k: int) -> tuple[list[int], list[float]]:
-    from .geometry import nearest
+    from artlab.report.geometry import nearest
     order, sims = nearest(embeddings(run_path)["embeddings"], index, k)
     return order.tolist(), sims.tolist()
 
@@ -405,7 +405,7 @@ MAX_PATH_PAINTINGS = 6000  # the degrees-of-separation graph compares every pair
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _path(run_path: str, stamp: int, start: int, goal: int, k: int) -> list[int]:
-    from .geometry import path_between
+    from artlab.report.geometry import path_between
     emb = embeddings(run_path)["embeddings"]
     if len(emb) > MAX_PATH_PAINTINGS:
         raise ArtlabError(f"this run holds {len(emb)} paintings: too many to chain here "

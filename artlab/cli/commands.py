@@ -1,4 +1,4 @@
-"""The ``artlab`` command (DESIGN.md): data, train, evaluate, predict, explain, experiment.
+"""The ``artlab`` command (docs/design.md): data, train, evaluate, predict, explain, experiment.
 
 User mistakes print one line and exit 2; unexpected errors exit 1 with a short message (traceback with --debug).
 """
@@ -10,15 +10,17 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import ArtlabError
+from artlab.cli.files import image_files
+from artlab.errors import ArtlabError
+from artlab.report.text import confusion_text, metrics_table
 
 log = logging.getLogger("artlab")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    from .backbones import backbone_names
-    from .config import OPTIMIZERS, SCHEDULERS
-    from .models import HEADS, METHODS
+    from artlab.model.backbones import backbone_names
+    from artlab.train.config import OPTIMIZERS, SCHEDULERS
+    from artlab.model.classifier import HEADS, METHODS
     p.add_argument("--collection", required=True, help="collection folder (with manifest.csv)")
     p.add_argument("--label", default="genre", help="label column: genre or culture")
     p.add_argument("--backbone", default="efficientnet_lite0", choices=backbone_names())
@@ -45,7 +47,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(a: argparse.Namespace):
-    from .config import TrainConfig
+    from artlab.train.config import TrainConfig
     split = a.split or ("0.8,0.1,0.1" if a.label == "culture" else "0.7,0.15,0.15")
     try:
         ratios = tuple(float(x) for x in split.split(","))
@@ -64,7 +66,7 @@ def config_from_args(a: argparse.Namespace):
 # --- commands ---------------------------------------------------------------------------------------------------
 
 def cmd_data(a) -> int:
-    from .progress import TqdmProgress
+    from artlab.progress import TqdmProgress
     bar = TqdmProgress()
     state = {"started": False}
 
@@ -75,18 +77,18 @@ def cmd_data(a) -> int:
         bar.advance(1)
 
     if a.source == "demo":
-        from .sources.demo import build_demo
+        from artlab.collection.demo import build_demo
         report = build_demo(a.out, netherlandish=a.netherlandish, progress=progress)
     elif a.source == "folder":
-        from .sources.folder import build_folder
+        from artlab.collection.folder import build_folder
         report = build_folder(Path(a.src), Path(a.out), label=a.label, csv=Path(a.csv) if a.csv else None,
                               max_side=a.max_side, progress=progress)
     elif a.source == "wikiart":
-        from .sources.wikiart import build_wikiart
+        from artlab.collection.wikiart import build_wikiart
         report = build_wikiart(Path(a.out), genres=tuple(a.genres.split(",")), per_class=a.per_class, seed=a.seed,
                                max_side=a.max_side, source=a.from_, progress=progress)
     else:
-        from .sources.met import build_met
+        from artlab.collection.met import build_met
         report = build_met(Path(a.out), a.objects, api=a.api, min_per_class=a.min_per_class,
                            netherlandish=a.netherlandish, exclusions=Path(a.exclusions) if a.exclusions else None,
                            max_side=a.max_side, workers=a.workers, rate=a.rate, limit=a.limit, progress=progress)
@@ -97,9 +99,9 @@ def cmd_data(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from .progress import TqdmProgress
-    from .runner import train_run
-    from .runs import Run
+    from artlab.progress import TqdmProgress
+    from artlab.train.runner import train_run
+    from artlab.runfolder import Run
     cfg = config_from_args(a)
     out = train_run(cfg, a.out, TqdmProgress(), umap=not a.no_umap)
     if out is None:  # a torchrun process other than rank 0: rank 0 reports
@@ -109,22 +111,8 @@ def cmd_train(a) -> int:
     return 0
 
 
-def metrics_table(run) -> str:
-    """The study's Table 1 for a run: both models side by side (the same table the app shows)."""
-    from .tables import metrics_frame
-    table = metrics_frame(run.card)
-    ft, kn = run.card["metrics"]["finetuned"], run.card["metrics"]["knn"]
-    lines = [f"{run.name}: {run.card['backbone']['name']} {run.card['method']}, {len(run.classes)} {run.label} classes, "
-             f"{ft['n']} test paintings",
-             f"{'metric':<22}" + "".join(f"{c:>14}" for c in table.columns)]
-    lines += [f"{name:<22}" + "".join(f"{v:>14.3f}" for v in row) for name, row in table.iterrows()]
-    lines.append("per-class recall: " + ", ".join(
-        f"{c} {ft['per_class'][c]['recall']:.2f}/{kn['per_class'][c]['recall']:.2f}" for c in run.classes))
-    return "\n".join(lines)
-
-
 def cmd_evaluate(a) -> int:
-    from .runs import Run
+    from artlab.runfolder import Run
     run = Run.open(a.run)
     print(metrics_table(run))
     if a.confusion:
@@ -134,33 +122,13 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
-def confusion_text(cm, classes) -> str:
-    width = max(8, max(len(c) for c in classes) + 1)
-    head = " " * width + "".join(f"{c[:width - 1]:>{width}}" for c in classes)
-    return "\n".join([head] + [f"{c[:width - 1]:<{width}}" + "".join(f"{v:>{width}}" for v in row)
-                               for c, row in zip(classes, cm)])
-
-
-def _expand_images(paths: list[str]) -> list[Path]:
-    from .images import IMAGE_SUFFIXES
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
-    if not out:
-        raise ArtlabError("no images given (pass files or folders of images)")
-    return out
-
-
 def cmd_predict(a) -> int:
     import pandas as pd
-    from .errors import ImageError
-    from .inference import Predictor
-    from .runs import Run
+    from artlab.errors import ImageError
+    from artlab.explain.predictor import Predictor
+    from artlab.runfolder import Run
     predictor = Predictor(Run.open(a.run), weights_file=a.weights)
-    files = _expand_images(a.images)
+    files = image_files(a.images)
     results = predictor.predict_files(files, [str(f) for f in files])
     rows, failed = [], 0
     for f, r in zip(files, results):
@@ -171,7 +139,7 @@ def cmd_predict(a) -> int:
         rows.append(r.row())
     table = pd.DataFrame(rows)
     if a.csv:
-        from .io import atomic_save
+        from artlab.io import atomic_save
         atomic_save(a.csv, lambda tmp: table.to_csv(tmp, index=False))
         print(f"{len(rows)} predictions written to {a.csv}")
     elif rows:
@@ -181,13 +149,13 @@ def cmd_predict(a) -> int:
 
 
 def cmd_explain(a) -> int:
-    from .explain_cli import run_explain
+    from artlab.cli.explain import run_explain
     return run_explain(a)
 
 
 def cmd_experiment(a) -> int:
-    from .experiment import run_experiment
-    from .progress import TqdmProgress
+    from artlab.train.experiment import run_experiment
+    from artlab.progress import TqdmProgress
     table = run_experiment(Path(a.config), progress=TqdmProgress(), only=a.only, dry_run=a.dry_run)
     print(table)
     return 0
@@ -196,7 +164,7 @@ def cmd_experiment(a) -> int:
 # --- parser -----------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from .collection import MAX_SIDE
+    from artlab.collection.contract import MAX_SIDE
 
     p = argparse.ArgumentParser(prog="artlab", description="Genre and cultural-origin studies of paintings: "
                                 "collections, training, evaluation, explanations.")
@@ -289,6 +257,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"artlab: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .errors import ConfigError
+from artlab.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "step", "plateau")
@@ -43,9 +43,9 @@ class TrainConfig:
     workers: int = 0
 
     def __post_init__(self):
-        from .backbones import get_backbone
-        from .models import HEADS, METHODS
-        from .splits import check_ratios
+        from artlab.model.backbones import get_backbone
+        from artlab.model.classifier import HEADS, METHODS
+        from artlab.train.splits import check_ratios
         get_backbone(self.backbone)
         for value, allowed, what in ((self.method, METHODS, "method"), (self.head, HEADS, "head"),
                                      (self.optimizer, OPTIMIZERS, "optimizer"), (self.scheduler, SCHEDULERS, "scheduler")):

@@ -28,11 +28,11 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from .backbones import BackboneSpec
-from .errors import ConfigError
-from .images import fit_within
-from .inference import Prediction, Predictor
-from .knn import l2_normalise
+from artlab.model.backbones import BackboneSpec
+from artlab.errors import ConfigError
+from artlab.images import fit_within
+from artlab.explain.predictor import Prediction, Predictor
+from artlab.model.knn import l2_normalise
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "scorecam": ScoreCAM,
            "eigencam": EigenCAM, "layercam": LayerCAM}

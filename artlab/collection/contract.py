@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import CollectionError
-from .io import atomic_save, atomic_write_json
+from artlab.errors import CollectionError
+from artlab.io import atomic_save, atomic_write_json
 
 MANIFEST = "manifest.csv"
 REPORT = "report.json"

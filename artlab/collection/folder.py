@@ -16,10 +16,10 @@ from typing import Callable, Iterable
 import pandas as pd
 from PIL import Image
 
-from ..collection import MANIFEST, MAX_SIDE, REQUIRED_COLUMNS, BuildReport, write_manifest
-from ..errors import CollectionError, ConfigError, ImageError
-from ..images import IMAGE_SUFFIXES, encode_jpeg, fit_within, load_image
-from ..io import atomic_write_bytes
+from artlab.collection.contract import MANIFEST, MAX_SIDE, REQUIRED_COLUMNS, BuildReport, write_manifest
+from artlab.errors import CollectionError, ConfigError, ImageError
+from artlab.images import IMAGE_SUFFIXES, encode_jpeg, fit_within, load_image
+from artlab.io import atomic_write_bytes
 
 CSV_REQUIRED = ("path", "label")
 CSV_OPTIONAL = ("title", "artist", "date", "license")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError, RunError
-from .io import atomic_savez
+from artlab.errors import ConfigError, RunError
+from artlab.io import atomic_savez
 
 DEFAULT_KS = (1, 3, 5, 7, 9, 11, 15, 21)
 
