@@ -12,11 +12,11 @@ from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from artlab.app import state as appstate  # noqa: E402
+from artlab import app  # noqa: E402
 
 st.set_page_config(page_title="artlab: paintings through a machine's eyes", page_icon="🎨",
                    layout="wide")
-appstate.init_state()
+app.init_state()
 
 METHOD_WORDS = {
     "partial": "only its last block and a new final layer were retrained on paintings; the rest kept what it "
@@ -33,7 +33,7 @@ HEAD_WORDS = {"linear": "a single layer", "mlp3": "three layers"}
 def pick_run() -> None:
     st.sidebar.text_input("Folder of trained models", key="runs_root",
                           help="Each trained model is a folder written by `artlab train` (default: checkpoints/).")
-    runs = appstate.list_runs(st.session_state["runs_root"])
+    runs = app.list_runs(st.session_state["runs_root"])
     if not runs:
         st.session_state["run_path"] = None
         st.sidebar.info(f"No trained model in {st.session_state['runs_root']}. Train one with `artlab train`, "
@@ -90,13 +90,13 @@ def caveat(task: dict, metrics: dict) -> None:
 
 def sidebar() -> None:
     with st.sidebar:
-        appstate.run_safely(pick_run, what="listing the trained models")
+        app.run_safely(pick_run, what="listing the trained models")
         path = st.session_state.get("run_path")
         if path:
-            card = appstate.run_safely(appstate.card, path, what="reading the model card")
+            card = app.run_safely(app.card, path, what="reading the model card")
             if card:
                 with st.expander("About this model", expanded=True):
-                    appstate.run_safely(model_card, card, what="describing the model")
+                    app.run_safely(model_card, card, what="describing the model")
 
 
 pages = st.navigation([

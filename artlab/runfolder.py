@@ -1,32 +1,41 @@
-"""The run-folder contract (DESIGN.md): reading a trained run and rebuilding its two models from it.
+"""The run-folder contract (docs/run-folder.md): its file names, the writer and the reader, in one module.
 
 A run folder holds card.json (written last: its presence means the run is complete), model.pt, knn.npz,
-history.csv, predictions.csv, embeddings.npz, geometry.json and, optionally, umap.npz.
+history.csv, predictions.csv, embeddings.npz, geometry.json, paintings.csv with thumbs/ and, optionally, umap.npz.
+It is written into a staging folder ``.<name>.partial`` beside its target (where an interrupted training keeps
+resume.pt) and moved into place whole. Nothing else in artlab spells these names.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from artlab.model.backbones import BackboneSpec, get_backbone
 from artlab.errors import RunError
-from artlab.model.knn import KNNBaseline
+from artlab.images import encode_jpeg, fit_within, load_image
+from artlab.io import atomic_save, atomic_savez, atomic_write_bytes, atomic_write_json
+from artlab.model.backbones import BackboneSpec, get_backbone
 from artlab.model.classifier import Classifier, Embedder, Head, frozen_prefix, trainable_prefixes
+from artlab.model.knn import KNNBaseline
 
 CARD, MODEL, KNN, HISTORY, PREDICTIONS, EMBEDDINGS, GEOMETRY, UMAP = (
     "card.json", "model.pt", "knn.npz", "history.csv", "predictions.csv", "embeddings.npz", "geometry.json",
     "umap.npz")
 PAINTINGS, THUMBS, THUMB_SIDE = "paintings.csv", "thumbs", 192
 RUN_FILES = (CARD, MODEL, KNN, HISTORY, PREDICTIONS, EMBEDDINGS, GEOMETRY)
+RESUME, STAGED_CONFIG = "resume.pt", "config.json"  # in the staging folder only
+MODELS = ("finetuned", "knn")  # the two models of every run, in the order of the card's metrics and the columns
 
 
 def thumb_name(painting_id: str) -> str:
@@ -35,6 +44,20 @@ def thumb_name(painting_id: str) -> str:
 
 def is_run(folder: str | Path) -> bool:
     return (Path(folder) / CARD).is_file()
+
+
+def card_stamp(folder: str | Path) -> int:
+    """The modification time (ns) of a run's card, 0 when there is none: a cache key that changes on retraining."""
+    try:
+        return (Path(folder) / CARD).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def missing_files(folder: str | Path, umap: bool = False) -> list[str]:
+    """The run files ``folder`` lacks (umap.npz too when ``umap``)."""
+    names = RUN_FILES + ((UMAP,) if umap else ())
+    return [f for f in names if not (Path(folder) / f).is_file()]
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -65,7 +88,7 @@ class Run:
             card = json.loads((path / CARD).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise RunError(f"unreadable model card {path / CARD}: {exc}") from None
-        missing = [f for f in RUN_FILES if not (path / f).is_file()]
+        missing = missing_files(path)
         if missing:
             raise RunError(f"run {path.name} is incomplete: missing {', '.join(missing)}")
         return cls(path, card)
@@ -108,12 +131,20 @@ class Run:
     def geometry(self) -> dict:
         return json.loads((self.path / GEOMETRY).read_text())
 
-    def umap(self) -> np.ndarray | None:
+    def umap(self) -> pd.DataFrame | None:
+        """The map's ``x``, ``y`` indexed by painting id (each id once), or None when the run has no map."""
         p = self.path / UMAP
         if not p.is_file():
             return None
         with np.load(p, allow_pickle=False) as z:
-            return z["coords"]
+            ids = z["ids"].astype(str) if "ids" in z.files else self.embeddings()["ids"].astype(str)
+            xy = pd.DataFrame(z["coords"][:, :2], columns=["x", "y"], index=ids)
+        return xy[~xy.index.duplicated()]
+
+    @property
+    def stamp(self) -> int:
+        """When its card was written (ns; 0 if unreadable): a run retrained in place gets a new stamp."""
+        return card_stamp(self.path)
 
     def paintings(self) -> pd.DataFrame:
         """id, title, artist, date, url, label, split, thumb of every painting of the run (empty if absent)."""
@@ -174,3 +205,103 @@ def load_classifier(run: Run, weights_file: str | None = None) -> Classifier:
                        f"({len(bad_missing)} missing, {len(unexpected)} unexpected keys)")
     return model.eval()
 
+
+
+# --- the writer ---------------------------------------------------------------------------------------------------
+
+def staging(out: str | Path, config: dict | None = None) -> Path:
+    """The resumable staging folder beside ``out``: kept when it was started with the same ``config``, started
+    afresh otherwise. ``config`` None gives only its path (the torchrun processes other than rank 0)."""
+    out = Path(out)
+    work = out.parent / f".{out.name}.partial"
+    if config is None:
+        return work
+    config_file = work / STAGED_CONFIG
+    if work.exists():
+        same = config_file.is_file() and json.loads(config_file.read_text()) == config
+        if not same:
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(config_file, config)
+    return work
+
+
+def publish(work: Path, out: str | Path) -> None:
+    """Move the finished staging folder onto ``out`` (replacing an older run only now that the new one is whole)."""
+    out = Path(out)
+    for leftover in (RESUME, STAGED_CONFIG):
+        (work / leftover).unlink(missing_ok=True)
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(work, out)
+
+
+@dataclasses.dataclass
+class RunContents:
+    """Everything a run folder holds, as plain arrays and tables. Rows of ``labels``, ``split``, ``embeddings``,
+    ``knn_embeddings``, ``paintings`` and ``images`` are the task's paintings, in one order; ``test`` indexes them."""
+
+    card: dict
+    model_state: dict[str, torch.Tensor]
+    knn: KNNBaseline
+    history: list[dict]
+    classes: list[str]
+    ids: np.ndarray
+    y: np.ndarray  # class indices
+    split: np.ndarray
+    embeddings: np.ndarray  # the fine-tuned model's penultimate features
+    knn_embeddings: np.ndarray  # the frozen pretrained features the kNN uses
+    test: np.ndarray  # row indices of the test split
+    probs: np.ndarray  # the fine-tuned model's softmax, every row
+    knn_share: np.ndarray  # the kNN vote shares, test rows
+    knn_pred: np.ndarray  # the kNN's predicted class, test rows
+    geometry: dict
+    paintings: pd.DataFrame  # id, title, artist, date, url, license, path (as far as known), one row a painting
+    images: Sequence[Path]  # each painting's file, for its thumbnail
+    umap: np.ndarray | None = None  # [n, 2] map coordinates
+
+
+def write_run(work: Path, out: str | Path, contents: RunContents) -> Path:
+    """Write every file into the staging folder ``work``, the card last, and move it onto ``out``."""
+    c, labels = contents, np.asarray(contents.classes)[contents.y]
+    atomic_save(work / MODEL, lambda tmp: torch.save(c.model_state, tmp))
+    c.knn.save(work / KNN)
+    atomic_save(work / HISTORY, lambda tmp: pd.DataFrame(c.history).to_csv(tmp, index=False))
+    pred = predictions_table(c.ids[c.test], labels[c.test], c.classes, c.probs[c.test], c.knn_share, c.knn_pred)
+    atomic_save(work / PREDICTIONS, lambda tmp: pred.to_csv(tmp, index=False))
+    atomic_savez(work / EMBEDDINGS, embeddings=c.embeddings.astype(np.float32), ids=c.ids.astype(str),
+                 labels=labels.astype(str), split=c.split.astype(str), y=c.y,
+                 knn_embeddings=c.knn_embeddings.astype(np.float32), classes=np.array(c.classes))
+    _write_paintings(work, c.paintings.assign(label=labels, split=c.split), c.images)
+    atomic_write_json(work / GEOMETRY, c.geometry)
+    if c.umap is not None:
+        atomic_savez(work / UMAP, coords=c.umap.astype(np.float32), ids=c.ids.astype(str))
+    atomic_write_json(work / CARD, c.card)  # last: a folder with card.json is complete
+    publish(work, out)
+    return Path(out)
+
+
+def predictions_table(ids, true, classes: list[str], probs: np.ndarray, knn_share: np.ndarray,
+                      knn_pred: np.ndarray) -> pd.DataFrame:
+    """predictions.csv: id, true, both predictions, then ``finetuned:<class>`` and ``knn:<class>`` for every class."""
+    pred = pd.DataFrame({"id": ids, "true": true, "pred_finetuned": [classes[i] for i in probs.argmax(1)],
+                         "pred_knn": [classes[i] for i in knn_pred]})
+    for i, c in enumerate(classes):
+        pred[f"finetuned:{c}"] = probs[:, i].round(6)
+    for i, c in enumerate(classes):
+        pred[f"knn:{c}"] = knn_share[:, i].round(6)
+    return pred
+
+
+def _write_paintings(work: Path, table: pd.DataFrame, images: Sequence[Path]) -> None:
+    """A self-contained gallery: metadata and a small thumbnail of every painting, so the app needs no collection."""
+    table = table.assign(thumb=[thumb_name(i) for i in table["id"]])
+    atomic_save(work / PAINTINGS, lambda tmp: table.to_csv(tmp, index=False))
+    for path, thumb in zip(images, table["thumb"]):
+        im = fit_within(load_image(path, min_side=THUMB_SIDE), THUMB_SIDE)
+        atomic_write_bytes(work / THUMBS / thumb, encode_jpeg(im, quality=85))

@@ -97,7 +97,7 @@ def pages(at, rounds: int) -> dict[str, list[float]]:
 
 
 def demo_paintings(n: int) -> list[tuple[str, bytes]]:
-    from artlab.collection.demo import demo_data_dir
+    from artlab.collection.wheel import demo_data_dir
     files = sorted(demo_data_dir().glob("*.jpg"))
     step = max(1, len(files) // n)
     return [(f.name, f.read_bytes()) for f in files[::step][:n]]

@@ -6,7 +6,7 @@ genre study's backbone, judged; random weights when its ImageNet weights are not
 only, which does not depend on the weights). Lite0's trained last block is about half of its compute, which caps
 what caching the rest can save; DenseNet121's denseblock4 is a much smaller share.
 
-Both variants are the runner's own code paths (artlab.runner's cached and image batches, artlab.training.run_epoch)
+Both variants are the runner's own code paths (artlab.train.batches, artlab.train.loop.run_epoch)
 and train the same model from the same initial weights with the same optimiser; their epochs are interleaved (the
 order alternates every epoch) so that load on a shared machine hits both alike. The cached variant pays for its
 cache: the time to compute it (every painting's eval view, as the runner does, plus ``--views`` augmented views of
@@ -38,7 +38,8 @@ from artlab.train.data import make_task  # noqa: E402
 from artlab.model.classifier import Classifier, Head, apply_method, train_mode  # noqa: E402
 from artlab.progress import Progress  # noqa: E402
 from artlab.model.classifier import Embedder  # noqa: E402
-from artlab.train.runner import _cached_batches, _Frozen, _image_batches, final_features  # noqa: E402
+from artlab.train.batches import cached_batches, image_batches  # noqa: E402
+from artlab.train.frozen import FrozenCache, final_features  # noqa: E402
 from artlab.train.loop import make_optimizer, run_epoch  # noqa: E402
 
 TARGET_SPEEDUP = 3.0
@@ -94,16 +95,16 @@ def setup(args, backbone: str, pretrained: bool) -> tuple[TrainConfig, list[Vari
     idx = {s: np.flatnonzero(df["split"].to_numpy() == s) for s in ("train", "val")}
     y = torch.tensor(df["y"].to_numpy())
     uncached.forward = uncached.model
-    uncached.train_batches = _image_batches(task, "train", spec, cfg, True)
-    uncached.val_batches = _image_batches(task, "val", spec, cfg, False)
+    uncached.train_batches = image_batches(task, "train", spec, cfg, True)
+    uncached.val_batches = image_batches(task, "val", spec, cfg, False)
     _warm_up(cached.model, uncached.val_batches)
 
     def build_cache():
-        cached.frozen = _Frozen(cached.model.stem, task, spec, cfg, torch.device("cpu"), Progress())
+        cached.frozen = FrozenCache(cached.model.stem, task, spec, cfg, torch.device("cpu"), Progress())
     cached.cache_seconds = common.seconds(build_cache)
     cached.forward = cached.model.from_stem
-    cached.train_batches = _cached_batches(cached.frozen, idx["train"], y[idx["train"]], cfg.batch_size, True)
-    cached.val_batches = _cached_batches(cached.frozen, idx["val"], y[idx["val"]], cfg.batch_size, False)
+    cached.train_batches = cached_batches(cached.frozen, idx["train"], y[idx["train"]], cfg.batch_size, True)
+    cached.val_batches = cached_batches(cached.frozen, idx["val"], y[idx["val"]], cfg.batch_size, False)
     return cfg, [cached, uncached], task
 
 

@@ -6,25 +6,25 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from artlab.app import state as appstate
+from artlab import app
 
-run = appstate.current_run()
+run = app.current_run()
 RUN = str(run.path)
 LABEL = run.label
 
 
 def gather() -> list[tuple[str, str, bytes]]:
     """(shown name, file name, bytes) for every upload and the chosen sample painting."""
-    files = st.file_uploader("Upload one or more paintings", type=appstate.UPLOAD_TYPES, accept_multiple_files=True,
+    files = st.file_uploader("Upload one or more paintings", type=app.UPLOAD_TYPES, accept_multiple_files=True,
                              key="uploads", help="JPEG, PNG, WebP or TIFF. Large scans are fine; they are shrunk "
                                                  "to the model's input size.")
-    samples = appstate.run_safely(appstate.sample_choices, RUN, what="listing sample paintings") or {}
+    samples = app.run_safely(app.sample_choices, RUN, what="listing sample paintings") or {}
     choice = st.selectbox("…or try a painting the models never saw while training", [""] + list(samples),
                           key="sample", format_func=lambda s: s or "—")
     items = [(f.name, f.name, f.getvalue()) for f in files or []]
     if choice:
         name, file = samples[choice]
-        data = appstate.run_safely(Path(file).read_bytes, what="reading the sample painting")
+        data = app.run_safely(Path(file).read_bytes, what="reading the sample painting")
         if data:
             items.append((choice, name, data))
     return items
@@ -62,10 +62,10 @@ def neighbours(pred) -> None:
     for start in range(0, len(pred.neighbours), per_row):
         cols = st.columns(per_row)
         for col, n in zip(cols, pred.neighbours[start:start + per_row]):
-            thumb = appstate.thumbnail(RUN, n.id)
+            thumb = app.thumbnail(RUN, n.id)
             with col:
-                appstate.show_image(thumb, max_height=180)
-                st.caption(f"**{n.label}** · {appstate.short(n.title, 70) or n.id}"
+                app.show_image(thumb, max_height=180)
+                st.caption(f"**{n.label}** · {app.short(n.title, 70) or n.id}"
                            + (f" — {n.artist}" if n.artist else "")
                            + f" · similarity {n.similarity:.2f}")
 
@@ -74,20 +74,20 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
     if not st.toggle("Show where each model looked", key=f"cams_{key}",
                      help="Heat maps computed on demand (a second or two each)."):
         return
-    methods = appstate.run_safely(appstate.cam_methods, what="listing explanation methods")
+    methods = app.run_safely(app.cam_methods, what="listing explanation methods")
     if not methods:
         return
     if st.session_state.get("cam_method") not in methods:
         st.session_state["cam_method"] = methods[0]
     c1, c2 = st.columns(2)
-    c1.selectbox("Method", methods, key="cam_method", format_func=appstate.method_name,
+    c1.selectbox("Method", methods, key="cam_method", format_func=app.method_name,
                  help="Grad-CAM is the method of the study; the others are variants that weigh the model's "
                       "internal picture of the painting differently. Score-CAM takes minutes, so it is "
                       "left to the command line: `artlab explain --method scorecam`.")
     c2.slider("Opacity of the heat map", 0.0, 1.0, step=0.05, key="cam_alpha")
     method, alpha = st.session_state["cam_method"], st.session_state["cam_alpha"]
     with st.spinner("Computing the heat maps…"):
-        cams = appstate.run_safely(appstate.explanations, RUN, name, data, method, what="computing the heat maps")
+        cams = app.run_safely(app.explanations, RUN, name, data, method, what="computing the heat maps")
     if not cams:
         return
     left, right = st.columns(2)
@@ -95,22 +95,22 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
                               (right, "knn", f"what makes the painting resemble its **{pred.knn}** neighbours "
                                              "(baseline)")):
         with col:
-            img = appstate.run_safely(appstate.overlay, name, data, cams[model]["cam"], alpha, cams[model]["crop"],
+            img = app.run_safely(app.overlay, name, data, cams[model]["cam"], alpha, cams[model]["crop"],
                                       what="drawing the heat map")
-            appstate.show_image(img, max_height=560)
+            app.show_image(img, max_height=560)
             st.caption(f"Warm colours: {words}. The models look at the central square of the painting; the "
                        "dimmed margins were not seen." if cams[model]["crop"] < 1 else f"Warm colours: {words}.")
     if st.toggle("Also show the feature maps", key=f"fmap_{key}",
                  help="The sum of all the model's internal detectors at its last layer, without reference to any "
                       "class: where the network 'sees' most, whatever it makes of it."):
-        maps = appstate.run_safely(appstate.feature_maps, RUN, name, data, what="computing the feature maps")
+        maps = app.run_safely(app.feature_maps, RUN, name, data, what="computing the feature maps")
         if maps:
             left, right = st.columns(2)
             for col, model, words in ((left, "finetuned", "fine-tuned model"), (right, "knn", "baseline")):
-                img = appstate.run_safely(appstate.overlay, name, data, maps[model]["cam"], alpha,
+                img = app.run_safely(app.overlay, name, data, maps[model]["cam"], alpha,
                                           maps[model]["crop"], what="drawing the feature map")
                 with col:
-                    appstate.show_image(img, max_height=560, caption=f"Feature map, {words}")
+                    app.show_image(img, max_height=560, caption=f"Feature map, {words}")
 
 
 def detail(shown: str, name: str, data: bytes, pred, key: str) -> None:
@@ -118,7 +118,7 @@ def detail(shown: str, name: str, data: bytes, pred, key: str) -> None:
     agreement(pred)
     c_img, c_ft, c_knn = st.columns([1.2, 1, 1], gap="large")
     with c_img:
-        appstate.show_image(appstate.preview(data, name), max_height=460)
+        app.show_image(app.preview(data, name), max_height=460)
     with c_ft:
         st.markdown(f"**Fine-tuned model**  \n:material/label: **{pred.finetuned}**")
         top_bars(pred)
@@ -142,7 +142,7 @@ def batch(results) -> None:
                 if isinstance(pred, str):
                     st.error(pred)
                     continue
-                appstate.show_image(appstate.preview(data, name), max_height=260)
+                app.show_image(app.preview(data, name), max_height=260)
                 mark = "" if pred.agree else " · :orange[**the models disagree**]"
                 st.caption(f"**{shown}**  \nfine-tuned: **{pred.finetuned}** ({pred.probs.max():.0%}) · "
                            f"baseline: **{pred.knn}**{mark}")
@@ -158,7 +158,7 @@ def classify(items) -> list:
     results = []
     with st.spinner("Looking at the paintings…"):
         for shown, name, data in items:
-            pred = appstate.run_safely(appstate.predict, RUN, name, data, what=f"classifying {name}")
+            pred = app.run_safely(app.predict, RUN, name, data, what=f"classifying {name}")
             if pred is not None:
                 results.append((shown, name, data, pred))
     return results
@@ -188,10 +188,10 @@ def page() -> None:
             return
     else:
         return
-    appstate.run_safely(detail, shown, name, data, pred, appstate.digest(data), what="showing the painting")
+    app.run_safely(detail, shown, name, data, pred, app.digest(data), what="showing the painting")
 
 
 st.title("Classify a painting")
 st.caption(f"Model **{run.name}**: two opinions on each painting's {LABEL}, a fine-tuned network and a simple "
            "look-up of similar paintings, with the reasons behind each.")
-appstate.run_safely(page, what="classifying the paintings")
+app.run_safely(page, what="classifying the paintings")

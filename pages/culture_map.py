@@ -3,10 +3,10 @@ strongest similarities) and every painting (a UMAP map, nearest paintings, degre
 
 import streamlit as st
 
-from artlab.app import state as appstate
+from artlab import app
 from artlab.report import charts
 
-run = appstate.current_run()
+run = app.current_run()
 RUN, LABEL = str(run.path), run.label
 MAX_DEFAULT_MAP = 3000  # above this, the map waits for the toggle
 
@@ -19,7 +19,7 @@ def intro() -> None:
 
 
 def classes_views() -> None:
-    geo = appstate.geometry(RUN)
+    geo = app.geometry(RUN)
     classes = geo["classes"]
     if len(classes) < 2:
         st.info(f"This model has fewer than two {LABEL} classes with paintings: nothing to compare.")
@@ -63,8 +63,8 @@ def painting_picker(table) -> int:
 
 def painting(table, i: int, caption: str = "", side: int = 320, link: bool = False) -> None:
     r = table.iloc[i]
-    appstate.show_image(appstate.painting_preview(RUN, r.id, r.path, side), max_height=side * 3 // 4)
-    st.caption(f"**{appstate.short(r.title, 80) or r.id}**  \n{r.artist or 'unknown artist'}"
+    app.show_image(app.painting_preview(RUN, r.id, r.path, side), max_height=side * 3 // 4)
+    st.caption(f"**{app.short(r.title, 80) or r.id}**  \n{r.artist or 'unknown artist'}"
                + (f", {r.date}" if r.date else "")
                + f"  \n{LABEL}: **{r.label}**" + (f"  \n{caption}" if caption else "")
                + (f"  \n[At the museum]({r.url})" if link and r.url else ""))
@@ -79,13 +79,13 @@ def strip(table, rows, captions, per_row: int = 6) -> None:
 
 def paintings_views() -> None:
     st.subheader("Every painting")
-    table = appstate.map_table(RUN)
+    table = app.map_table(RUN)
     if table.empty:
         st.info("This model has no paintings to map.")
         return
     chosen = painting_picker(table)
     k = st.slider("How many nearest paintings", 3, 12, 6, key="map_k")
-    near, sims = appstate.nearest_paintings(RUN, chosen, min(k, len(table) - 1))
+    near, sims = app.nearest_paintings(RUN, chosen, min(k, len(table) - 1))
     path = degrees(table, chosen)
     has_map = table["x"].notna().all()
     left, right = st.columns([2, 1], gap="large")
@@ -121,13 +121,13 @@ def degrees(table, start: int) -> list[int]:
     if goal == start:
         st.info("Choose a second painting to chain the first one to.")
         return []
-    path = appstate.run_safely(appstate.path_between, RUN, start, goal, what="chaining the paintings") or []
+    path = app.run_safely(app.path_between, RUN, start, goal, what="chaining the paintings") or []
     if not path:
         st.info("These two paintings are not connected through chains of near neighbours.")
     return path
 
 
 intro()
-appstate.run_safely(classes_views, what="drawing the class views")
+app.run_safely(classes_views, what="drawing the class views")
 st.divider()
-appstate.run_safely(paintings_views, what="mapping the paintings")
+app.run_safely(paintings_views, what="mapping the paintings")

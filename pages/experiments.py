@@ -3,13 +3,13 @@ and the results tables written by `artlab experiment`."""
 
 import streamlit as st
 
-from artlab.app import state as appstate
+from artlab import app
 from artlab.report import charts
 
 
 def training(run) -> None:
     st.subheader(f"How {run.name} learned")
-    hist = appstate.history(str(run.path))
+    hist = app.history(str(run.path))
     if hist.empty:
         st.info("This model's training left no record of its epochs.")
         return
@@ -35,17 +35,17 @@ def training(run) -> None:
 
 def overview(root: str) -> None:
     st.subheader("Every trained model in this folder")
-    table = appstate.runs_overview(root)
+    table = app.runs_overview(root)
     if table.empty:
         st.info(f"No trained model in {root}.")
         return
-    shown, config = appstate.percent_table(table, ["fine-tuned accuracy", "kNN accuracy"])
+    shown, config = app.percent_table(table, ["fine-tuned accuracy", "kNN accuracy"])
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
 
 
 def grids(root: str) -> None:
     st.subheader("Experiment grids")
-    tables = appstate.results_tables(root)
+    tables = app.results_tables(root)
     if not tables:
         st.info("No experiment results here yet. `artlab experiment CONFIG` trains a grid of models and writes its "
                 "results.csv, which will appear on this page.")
@@ -57,12 +57,12 @@ def grids(root: str) -> None:
                            key=f"dl_{name}", icon=":material/download:")
 
 
-appstate.require_frame()
+app.require_frame()
 st.title("Training and experiments")
-root = st.session_state.get("runs_root", str(appstate.default_runs_root()))
+root = st.session_state.get("runs_root", str(app.default_runs_root()))
 if st.session_state.get("run_path"):
-    chosen = appstate.run_safely(appstate.open_run, st.session_state["run_path"], what="opening the model")
+    chosen = app.run_safely(app.open_run, st.session_state["run_path"], what="opening the model")
     if chosen is not None:
-        appstate.run_safely(training, chosen, what="drawing the training curves")
-appstate.run_safely(overview, root, what="listing the trained models")
-appstate.run_safely(grids, root, what="reading the experiment results")
+        app.run_safely(training, chosen, what="drawing the training curves")
+app.run_safely(overview, root, what="listing the trained models")
+app.run_safely(grids, root, what="reading the experiment results")

@@ -3,11 +3,11 @@ of the test paintings behind any cell, most confident mistakes first, with heat 
 
 import streamlit as st
 
-from artlab.app import state as appstate
+from artlab import app
 from artlab.report import charts
 from artlab.report import tables
 
-run = appstate.current_run()
+run = app.current_run()
 RUN, CLASSES, LABEL = str(run.path), run.classes, run.label
 MODELS = {"finetuned": "fine-tuned model", "knn": "kNN baseline"}
 PER_PAGE = 12
@@ -34,13 +34,13 @@ def pick_cell(model: str):
 
 def metrics() -> None:
     st.caption(f"Model **{run.name}**: the fine-tuned network and the kNN baseline on the "
-               f"{len(appstate.predictions(RUN))} test paintings, which neither saw during training.")
+               f"{len(app.predictions(RUN))} test paintings, which neither saw during training.")
     st.subheader("How often each model is right on the test paintings")
     c1, c2 = st.columns([1, 1.8], gap="medium")
     table = tables.metrics_frame(run.card)
-    c1.table(appstate.percent_style(table, table.columns))
+    c1.table(app.percent_style(table, table.columns))
     per_class = tables.per_class_frame(run.card)
-    c2.table(appstate.percent_style(per_class, [c for c in per_class.columns if c != "paintings"]))
+    c2.table(app.percent_style(per_class, [c for c in per_class.columns if c != "paintings"]))
     st.caption("Recall: of the paintings of a class, the share the model recognised. Precision: of the paintings "
                "the model put in a class, the share that belong there. Macro averages treat every class alike; "
                "weighted ones follow how many test paintings each class has.")
@@ -74,24 +74,24 @@ def toggle_cams(pid: str) -> None:
 
 
 def cams(row) -> None:
-    file = appstate.painting_file(run, row.id, row.path)
+    file = app.painting_file(run, row.id, row.path)
     if file is None:
         st.caption("No image of this painting is available here.")
         return
     data = file.read_bytes()
-    maps = appstate.explanations(RUN, file.name, data, st.session_state.get("cam_method", "gradcam"))
+    maps = app.explanations(RUN, file.name, data, st.session_state.get("cam_method", "gradcam"))
     a, b = st.columns(2)
     for col, model in ((a, "finetuned"), (b, "knn")):
         with col:
-            appstate.show_image(appstate.overlay(file.name, data, maps[model]["cam"],
+            app.show_image(app.overlay(file.name, data, maps[model]["cam"],
                                                  st.session_state.get("cam_alpha", 0.5), maps[model]["crop"]),
                                 max_height=300, caption=MODELS[model])
 
 
 def card(row) -> None:
-    appstate.show_image(appstate.painting_preview(RUN, row.id, row.path), max_height=300)
+    app.show_image(app.painting_preview(RUN, row.id, row.path), max_height=300)
     ok = lambda wrong: ":red[✗]" if wrong else ":green[✓]"  # noqa: E731
-    st.markdown(f"**{appstate.short(row.title, 80) or row.id}**  \n{row.artist or 'unknown artist'}"
+    st.markdown(f"**{app.short(row.title, 80) or row.id}**  \n{row.artist or 'unknown artist'}"
                 + (f", {row.date}" if row.date else "") + (f" · [museum page]({row.url})" if row.url else ""))
     st.caption(f"true: **{row.true}**  \n"
                f"{ok(row.finetuned_wrong)} fine-tuned: **{row.pred_finetuned}** ({row.finetuned_conf:.0%} sure)  \n"
@@ -101,13 +101,13 @@ def card(row) -> None:
               on_click=toggle_cams, args=(row.id,), icon=":material/visibility:", width="stretch")
     if opened:
         with st.spinner("Computing the heat maps…"):
-            appstate.run_safely(cams, row, what="computing the heat maps")
+            app.run_safely(cams, row, what="computing the heat maps")
 
 
 def gallery() -> None:
     st.subheader("The paintings")
     filters()
-    df = tables.filter_gallery(appstate.test_gallery(RUN), st.session_state["f_true"] or None,
+    df = tables.filter_gallery(app.test_gallery(RUN), st.session_state["f_true"] or None,
                                  st.session_state["f_pred"] or None, st.session_state["f_by"],
                                  st.session_state["f_erred"])
     if df.empty:
@@ -132,15 +132,15 @@ def gallery() -> None:
 def cam_settings(where) -> None:
     """Only once a heat map is open: listing the methods imports the CAM library."""
     with where.popover("Heat map settings", icon=":material/tune:"):
-        methods = appstate.run_safely(appstate.cam_methods, what="listing explanation methods") or ["gradcam"]
+        methods = app.run_safely(app.cam_methods, what="listing explanation methods") or ["gradcam"]
         if st.session_state.get("cam_method") not in methods:
             st.session_state["cam_method"] = methods[0]
-        st.selectbox("Method", methods, key="cam_method", format_func=appstate.method_name)
+        st.selectbox("Method", methods, key="cam_method", format_func=app.method_name)
         st.slider("Opacity", 0.0, 1.0, step=0.05, key="cam_alpha")
 
 
 st.title("Where the models go wrong")
-appstate.run_safely(metrics, what="showing the metrics")
-appstate.run_safely(confusion, what="drawing the confusion matrices")
+app.run_safely(metrics, what="showing the metrics")
+app.run_safely(confusion, what="drawing the confusion matrices")
 st.divider()
-appstate.run_safely(gallery, what="showing the paintings")
+app.run_safely(gallery, what="showing the paintings")

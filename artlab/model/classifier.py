@@ -105,6 +105,21 @@ def frozen_prefix(method: str) -> str | None:
     return {"partial": "stem", "transfer": "features"}.get(method)
 
 
+def shared_features(classifier: Classifier, embedder: Embedder, method: str,
+                    x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the classifier's pooled features, the kNN baseline's features) of images ``x``. The part the two models share
+    (the frozen stem for partial, everything but the head for transfer) runs once: the one place that decides it,
+    for the runner's last pass over the paintings and for the Predictor."""
+    shared = frozen_prefix(method)
+    if shared == "stem":
+        s = classifier.stem(x)
+        return classifier.pool(classifier.block(s)), embedder.from_stem(s)
+    if shared == "features":
+        f = embedder(x)
+        return f, f
+    return classifier.features(x), embedder(x)
+
+
 def apply_method(model: Classifier, method: str) -> Classifier:
     trained = trainable_prefixes(method)
     for name, module in model.named_children():

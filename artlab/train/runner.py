@@ -1,186 +1,44 @@
-"""``artlab train``: from a collection to a complete run folder (DESIGN.md contract).
+"""``artlab train``: from a collection to a complete run folder (docs/design.md), in six named steps:
 
-1. the task: labelled rows, classes, a seeded split;
-2. the frozen part's outputs, computed once (eval view of every image, a few augmented views of the training images);
-3. the fine-tuned classifier, trained on those (or on images, for finetune/scratch);
-4. the kNN baseline on the frozen pretrained features, k chosen on validation accuracy;
-5. metrics on the test split for both, predictions, embeddings, geometry, UMAP, the card, written atomically.
+1. ``_prepare``: the task (labelled rows, classes, a seeded split), both models, the loss, the staging folder;
+2. ``_batches``: the frozen part's outputs computed once (partial, transfer) or the images, as batches;
+3. ``fit``: the fine-tuned classifier, with early stopping on validation loss (resumable);
+4. ``_features``: every painting through the trained classifier and the frozen pretrained backbone;
+5. ``_evaluate``: the kNN baseline (k chosen on validation accuracy) and both models' test metrics;
+6. ``write_run``: predictions, embeddings, geometry, UMAP, thumbnails and the card, written atomically.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import platform
-import shutil
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from artlab import __version__
 from artlab.model.backbones import BackboneSpec, get_backbone
-from artlab.train.config import TrainConfig
-from artlab.train.data import ImageDataset, Task, class_weights, in_order, make_task
-from artlab.train.distributed import SINGLE, World, join, leave, wrap
-from artlab.report.geometry import class_geometry, umap_coordinates
-from artlab.images import encode_jpeg, fit_within, load_image
-from artlab.io import atomic_save, atomic_savez, atomic_write_bytes, atomic_write_json
-from artlab.model.knn import KNNBaseline
-from artlab.report.metrics import classification_report
 from artlab.model.classifier import Classifier, Embedder, Head, apply_method, frozen_prefix, trained_state
+from artlab.model.knn import KNNBaseline
 from artlab.progress import Progress
-from artlab.runfolder import (CARD, EMBEDDINGS, GEOMETRY, HISTORY, KNN, MODEL, PAINTINGS, PREDICTIONS, THUMB_SIDE, THUMBS, UMAP,
-                   thumb_name)
-from artlab.train.loop import fit
-from artlab.model.transforms import eval_transform, train_transform
-
-RESUME = "resume.pt"
+from artlab.report.geometry import class_geometry, umap_coordinates
+from artlab.report.metrics import classification_report
+from artlab.runfolder import RESUME, RunContents, staging, write_run
+from artlab.train.batches import cached_batches, image_batches
+from artlab.train.card import model_card
+from artlab.train.config import TrainConfig
+from artlab.train.data import Task, class_weights, make_task
+from artlab.train.distributed import World, join, leave, wrap
+from artlab.train.frozen import FrozenCache, batched, final_features
+from artlab.train.loop import FitResult, fit
+from artlab.train.splits import SPLITS
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-@torch.no_grad()
-def compute(fn, batches, progress: Progress, name: str, total: int, device):
-    """Run ``fn`` over image batches under no_grad; outputs concatenated on the CPU (a tuple of them when ``fn``
-    returns a tuple)."""
-    progress.stage(name, total)
-    outs = []
-    for x in batches:
-        x = x[0] if isinstance(x, (list, tuple)) else x
-        y = fn(x.to(device))
-        outs.append(tuple(t.float().cpu() for t in y) if isinstance(y, tuple) else y.float().cpu())
-        progress.advance(len(x))
-    progress.done()
-    if outs and isinstance(outs[0], tuple):
-        return tuple(torch.cat(parts) for parts in zip(*outs))
-    return torch.cat(outs)
-
-
-@torch.no_grad()
-def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
-    return torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
-
-
-def _workdir(out: Path, cfg: TrainConfig, create: bool = True) -> Path:
-    """A resumable staging folder beside ``out``: kept when its config matches, started afresh otherwise (only
-    its path when ``create`` is false: the processes other than rank 0 under torchrun)."""
-    work = out.parent / f".{out.name}.partial"
-    if not create:
-        return work
-    config_file = work / "config.json"
-    if work.exists():
-        same = config_file.is_file() and json.loads(config_file.read_text()) == cfg.to_dict()
-        if not same:
-            shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_file, cfg.to_dict())
-    return work
-
-
-def _publish(work: Path, out: Path) -> None:
-    """Move the finished staging folder onto ``out`` (replacing an older run only now that the new one is whole)."""
-    for leftover in (RESUME, "config.json"):
-        (work / leftover).unlink(missing_ok=True)
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(work, out)
-
-
-class _Frozen:
-    """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...]."""
-
-    def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress):
-        df = task.df
-        ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
-        self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
-        train = df[df["split"] == "train"]
-        views = []
-        for v in range(cfg.cache_views):  # seeded per painting: the same augmented views after a restart
-            aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
-                               seed=cfg.seed * 100 + v)
-            views.append(compute(fn, in_order(aug, cfg.batch_size, cfg.workers), progress, f"augmented view {v + 1}",
-                                 len(aug), device))
-        self.views = torch.stack(views)
-
-
-def _shuffled(n: int, batch_size: int, world: World) -> list[torch.Tensor]:
-    """This process's part of each shuffled global batch (the whole batch when alone). The permutation comes from
-    torch's generator, seeded per epoch by ``fit``: the same in every process and after a resume. A last batch with
-    fewer paintings than processes is dropped under torchrun (a process with nothing would stall the others)."""
-    order = torch.randperm(n)
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    return [world.shard(b) for b in batches if len(b) >= world.size]
-
-
-def _cached_batches(frozen: _Frozen, rows: np.ndarray, y: torch.Tensor, batch_size: int, train: bool,
-                    world: World = SINGLE):
-    def batches():
-        if train:
-            n = frozen.views.shape[1]
-            shards = _shuffled(n, batch_size, world)
-            view = torch.randint(frozen.views.shape[0], (n,))  # each image draws one of its augmented views
-            world.own_seed()
-            for idx in shards:
-                yield frozen.views[view[idx], idx], y[idx]
-        else:
-            for i in range(0, len(rows), batch_size):
-                yield frozen.all[rows[i:i + batch_size]], y[i:i + batch_size]
-    return batches
-
-
-def _image_batches(task: Task, split: str, spec: BackboneSpec, cfg: TrainConfig, train: bool,
-                   world: World = SINGLE):
-    rows = task.rows(split)
-    tf = train_transform(spec) if train else eval_transform(spec)
-    ds = ImageDataset(task.root, rows["path"], tf, min_side=spec.resize_size, labels=rows["y"].tolist())
-    if not train:
-        return lambda: in_order(ds, cfg.batch_size, cfg.workers)
-
-    def batches():
-        shards = [b.tolist() for b in _shuffled(len(ds), cfg.batch_size, world)]
-        world.own_seed()
-        return iter(DataLoader(ds, batch_sampler=shards, num_workers=cfg.workers))
-    return batches
-
-
-def final_features(model: Classifier, embedder: Embedder, task: Task, spec: BackboneSpec, cfg: TrainConfig,
-                   frozen: _Frozen | None, device, progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every labelled painting's pooled features through the trained classifier, and the frozen pretrained features
-    the kNN uses. The part the two share (the frozen stem for partial, everything but the head for transfer) runs
-    once: from the cache when there is one, else in one pass over the images."""
-    shared = frozen_prefix(cfg.method)
-    if frozen is not None and shared == "stem":
-        return (batched(lambda s: model.pool(model.block(s)), frozen.all, device),
-                batched(embedder.from_stem, frozen.all, device))
-    if frozen is not None:
-        return frozen.all, frozen.all
-
-    def both(x):
-        if shared == "stem":
-            s = model.stem(x)
-            return model.pool(model.block(s)), embedder.from_stem(s)
-        if shared == "features":
-            f = embedder(x)
-            return f, f
-        return model.features(x), embedder(x)
-
-    ds = ImageDataset(task.root, task.df["path"], eval_transform(spec), min_side=spec.resize_size)
-    return compute(both, in_order(ds, cfg.batch_size, cfg.workers), progress, "embeddings", len(ds), device)
 
 
 def build_models(spec: BackboneSpec, cfg: TrainConfig, n_classes: int) -> tuple[Classifier, Embedder, dict]:
@@ -193,137 +51,128 @@ def build_models(spec: BackboneSpec, cfg: TrainConfig, n_classes: int) -> tuple[
     return model, Embedder(eparts), provenance
 
 
+@dataclasses.dataclass
+class _Setup:
+    """What the steps share: the task and its split, both models, where they run and where the run is staged."""
+
+    cfg: TrainConfig
+    task: Task
+    spec: BackboneSpec
+    world: World
+    device: torch.device
+    work: Path
+    model: Classifier
+    embedder: Embedder
+    provenance: dict
+    criterion: nn.Module
+    idx: dict[str, np.ndarray]  # row indices of each split
+    y: np.ndarray  # class indices, every row
+
+
+@dataclasses.dataclass
+class _Training:
+    forward: object  # what the loop calls on a batch: the whole model, or its part after the cached one
+    train: object
+    val: object
+    frozen: FrozenCache | None
+    cache_seconds: float
+
+
 def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = None,
               umap: bool = True) -> Path | None:
     """Train both models and write the run folder ``out``. Returns its path; None in the torchrun processes other
-    than rank 0, which train alongside it and write nothing (artlab.distributed)."""
+    than rank 0, which train alongside it and write nothing (artlab.train.distributed)."""
     progress = progress or Progress()
     out, t_start = Path(out), time.perf_counter()
-    task = make_task(cfg)
-    spec = get_backbone(cfg.backbone)
-    world, device = join(resolve_device(cfg.device))
-    if not world.main:
+    s = _prepare(cfg, out)
+    if not s.world.main:
         progress = Progress()  # rank 0 reports
-    torch.manual_seed(cfg.seed)
-    work = _workdir(out, cfg, create=world.main)
-    world.barrier()
-    model, embedder, provenance = build_models(spec, cfg, len(task.classes))
-    model.to(device).eval(), embedder.to(device).eval()  # frozen parts are always in eval mode (BatchNorm)
-    df = task.df
-    idx = {s: np.flatnonzero(df["split"].to_numpy() == s) for s in ("train", "val", "test")}
-    y_all = torch.tensor(df["y"].to_numpy())
-    weight = class_weights(df["y"].to_numpy()[idx["train"]], len(task.classes)) if cfg.class_weights else None
-    criterion = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
-
-    frozen_part = frozen_prefix(cfg.method) if cfg.cache_views > 0 else None
-    t0 = time.perf_counter()
-    if frozen_part:
-        fn = model.stem if frozen_part == "stem" else model.features
-        frozen = _Frozen(fn, task, spec, cfg, device, progress)
-        forward = model.from_stem if frozen_part == "stem" else model.head
-        train_b = _cached_batches(frozen, idx["train"], y_all[idx["train"]], cfg.batch_size, train=True, world=world)
-        val_b = _cached_batches(frozen, idx["val"], y_all[idx["val"]], cfg.batch_size, train=False)
-    else:
-        forward = model
-        train_b = _image_batches(task, "train", spec, cfg, True, world)
-        val_b = _image_batches(task, "val", spec, cfg, False)
-    cache_seconds = time.perf_counter() - t0
-
-    result = fit(model, forward, train_b, val_b, len(idx["train"]), cfg, device, criterion, progress,
-                 resume_file=work / RESUME, world=world, train_forward=wrap(forward, model, world, device))
-    if not world.main:  # the weights are the same in every process: rank 0 evaluates and writes the run
-        leave(world)  # (waits until rank 0 has written it: leaving earlier can abort the process group)
+    batches = _batches(s, progress)
+    result = fit(s.model, batches.forward, batches.train, batches.val, len(s.idx["train"]), cfg, s.device,
+                 s.criterion, progress, resume_file=s.work / RESUME, world=s.world,
+                 train_forward=wrap(batches.forward, s.model, s.world, s.device))
+    if not s.world.main:  # the weights are the same in every process: rank 0 evaluates and writes the run
+        leave(s.world)  # (waits until rank 0 has written it: leaving earlier can abort the process group)
         return None
-    model.load_state_dict(result.best_state, strict=False)
-    model.eval()
-
-    feats, knn_feats = final_features(model, embedder, task, spec, cfg, frozen if frozen_part else None, device,
-                                      progress)
-    emb = batched(lambda f: model.head(f, pre_logits=True), feats, device)
-    logits = batched(model.head.fc, emb, device)
-    probs = torch.softmax(logits, dim=1).numpy()
-    emb, knn_feats = emb.numpy(), knn_feats.numpy()
-    y = df["y"].to_numpy()
-
-    knn = KNNBaseline(ks=cfg.knn_ks, n_classes=len(task.classes))
-    knn.fit(knn_feats[idx["train"]], y[idx["train"]], df["id"].to_numpy()[idx["train"]])
-    k_curve = knn.select_k(knn_feats[idx["val"]], y[idx["val"]])
-    knn_share, knn_scores, _, _ = knn.vote(knn_feats[idx["test"]])
-
-    t = idx["test"]
-    metrics = {"finetuned": classification_report(y[t], probs[t].argmax(1), probs[t], task.classes),
-               "knn": classification_report(y[t], knn_scores.argmax(1), knn_scores, task.classes)}
-    metrics["finetuned"]["val_accuracy"] = float(np.mean(probs[idx["val"]].argmax(1) == y[idx["val"]]))
-    metrics["knn"].update(k=int(knn.k_), k_curve={str(k): v for k, v in k_curve.items()},
-                          val_accuracy=k_curve[knn.k_], distance="cosine")
-
-    _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap)
-    card = _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, time.perf_counter() - t_start,
-                 processes=world.size)
-    card["task"]["collection_relative"] = os.path.relpath(task.root.resolve(), out.resolve())
-    atomic_write_json(work / CARD, card)  # last: a folder with card.json is complete
-    _publish(work, out)
-    leave(world)  # a failure above ends this process, and torchrun then stops the ones waiting
+    s.model.load_state_dict(result.best_state, strict=False)
+    s.model.eval()
+    emb, knn_feats, probs = _features(s, batches.frozen, progress)
+    knn, knn_share, knn_scores, metrics = _evaluate(s, knn_feats, probs)
+    card = model_card(cfg, s.task, s.spec, s.provenance, result, metrics, s.device, batches.cache_seconds,
+                      time.perf_counter() - t_start, out, processes=s.world.size)
+    write_run(s.work, out, _contents(s, result, card, emb, knn_feats, probs, knn, knn_share, knn_scores, umap))
+    leave(s.world)  # a failure above ends this process, and torchrun then stops the ones waiting
     return out
 
 
-def _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap):
-    df, classes, t = task.df, task.classes, idx["test"]
-    atomic_save(work / MODEL, lambda tmp: torch.save(trained_state(model, cfg.method), tmp))
-    knn.save(work / KNN)
-    atomic_save(work / HISTORY, lambda tmp: pd.DataFrame(result.history).to_csv(tmp, index=False))
-    pred = pd.DataFrame({"id": df["id"].to_numpy()[t], "true": df[task.label].to_numpy()[t],
-                         "pred_finetuned": [classes[i] for i in probs[t].argmax(1)],
-                         "pred_knn": [classes[i] for i in knn_scores.argmax(1)]})
-    for i, c in enumerate(classes):
-        pred[f"finetuned:{c}"] = probs[t, i].round(6)
-    for i, c in enumerate(classes):
-        pred[f"knn:{c}"] = knn_share[:, i].round(6)
-    atomic_save(work / PREDICTIONS, lambda tmp: pred.to_csv(tmp, index=False))
-    labels = df[task.label].to_numpy().astype(str)
-    atomic_savez(work / EMBEDDINGS, embeddings=emb.astype(np.float32), ids=df["id"].to_numpy().astype(str),
-                 labels=labels, split=df["split"].to_numpy().astype(str), y=df["y"].to_numpy(),
-                 knn_embeddings=knn_feats.astype(np.float32), classes=np.array(classes))
-    _write_paintings(work, task)
-    atomic_write_json(work / GEOMETRY, class_geometry(emb, df["y"].to_numpy(), classes, seed=cfg.seed))
-    if umap:
-        atomic_savez(work / UMAP, coords=umap_coordinates(emb, seed=cfg.seed).astype(np.float32),
-                     ids=df["id"].to_numpy().astype(str))
+def _prepare(cfg: TrainConfig, out: Path) -> _Setup:
+    task = make_task(cfg)
+    spec = get_backbone(cfg.backbone)
+    world, device = join(resolve_device(cfg.device))
+    torch.manual_seed(cfg.seed)
+    work = staging(out, cfg.to_dict() if world.main else None)
+    world.barrier()
+    model, embedder, provenance = build_models(spec, cfg, len(task.classes))
+    model.to(device).eval(), embedder.to(device).eval()  # frozen parts are always in eval mode (BatchNorm)
+    y = task.df["y"].to_numpy()
+    idx = {s: np.flatnonzero(task.df["split"].to_numpy() == s) for s in SPLITS}
+    weight = class_weights(y[idx["train"]], len(task.classes)) if cfg.class_weights else None
+    criterion = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
+    return _Setup(cfg, task, spec, world, device, work, model, embedder, provenance, criterion, idx, y)
 
 
-def _write_paintings(work: Path, task: Task) -> None:
-    """A self-contained gallery: metadata and a small thumbnail of every painting, so the app needs no collection."""
-    df = task.df
+def _batches(s: _Setup, progress: Progress) -> _Training:
+    """From the frozen-feature cache when the method freezes a part and the cache is on, else from the images."""
+    cfg, model = s.cfg, s.model
+    frozen_part = frozen_prefix(cfg.method) if cfg.cache_views > 0 else None
+    t0 = time.perf_counter()
+    if not frozen_part:
+        return _Training(model, image_batches(s.task, "train", s.spec, cfg, True, s.world),
+                         image_batches(s.task, "val", s.spec, cfg, False), None, 0.0)
+    fn = model.stem if frozen_part == "stem" else model.features
+    frozen = FrozenCache(fn, s.task, s.spec, cfg, s.device, progress)
+    forward = model.from_stem if frozen_part == "stem" else model.head
+    y_all = torch.tensor(s.y)
+    train_b = cached_batches(frozen, s.idx["train"], y_all[s.idx["train"]], cfg.batch_size, train=True,
+                             world=s.world)
+    val_b = cached_batches(frozen, s.idx["val"], y_all[s.idx["val"]], cfg.batch_size, train=False)
+    return _Training(forward, train_b, val_b, frozen, time.perf_counter() - t0)
+
+
+def _features(s: _Setup, frozen: FrozenCache | None, progress: Progress):
+    """Every painting's penultimate features and softmax through the trained classifier, and the frozen pretrained
+    features the kNN uses."""
+    model = s.model
+    feats, knn_feats = final_features(model, s.embedder, s.task, s.spec, s.cfg, frozen, s.device, progress)
+    emb = batched(lambda f: model.head(f, pre_logits=True), feats, s.device)
+    probs = torch.softmax(batched(model.head.fc, emb, s.device), dim=1).numpy()
+    return emb.numpy(), knn_feats.numpy(), probs
+
+
+def _evaluate(s: _Setup, knn_feats: np.ndarray, probs: np.ndarray):
+    """The kNN baseline on the training split (k chosen on validation), and both models' metrics on the test split."""
+    idx, y, classes = s.idx, s.y, s.task.classes
+    knn = KNNBaseline(ks=s.cfg.knn_ks, n_classes=len(classes))
+    knn.fit(knn_feats[idx["train"]], y[idx["train"]], s.task.df["id"].to_numpy()[idx["train"]])
+    k_curve = knn.select_k(knn_feats[idx["val"]], y[idx["val"]])
+    knn_share, knn_scores, _, _ = knn.vote(knn_feats[idx["test"]])
+    t = idx["test"]
+    metrics = {"finetuned": classification_report(y[t], probs[t].argmax(1), probs[t], classes),
+               "knn": classification_report(y[t], knn_scores.argmax(1), knn_scores, classes)}
+    metrics["finetuned"]["val_accuracy"] = float(np.mean(probs[idx["val"]].argmax(1) == y[idx["val"]]))
+    metrics["knn"].update(k=int(knn.k_), k_curve={str(k): v for k, v in k_curve.items()},
+                          val_accuracy=k_curve[knn.k_], distance="cosine")
+    return knn, knn_share, knn_scores, metrics
+
+
+def _contents(s: _Setup, result: FitResult, card: dict, emb, knn_feats, probs, knn, knn_share, knn_scores,
+              umap: bool) -> RunContents:
+    df = s.task.df
     cols = [c for c in ("id", "title", "artist", "date", "url", "license", "path") if c in df.columns]
-    table = df[cols].assign(label=df[task.label], split=df["split"], thumb=[thumb_name(i) for i in df["id"]])
-    atomic_save(work / PAINTINGS, lambda tmp: table.to_csv(tmp, index=False))
-    for path, pid in zip(df["path"], df["id"]):
-        im = fit_within(load_image(task.root / path, min_side=THUMB_SIDE), THUMB_SIDE)
-        atomic_write_bytes(work / THUMBS / thumb_name(pid), encode_jpeg(im, quality=85))
-
-
-def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, total_seconds,
-          processes: int = 1) -> dict:
-    df = task.df
-    per_class = {c: {s: int(((df[task.label] == c) & (df["split"] == s)).sum()) for s in ("train", "val", "test")}
-                 for c in task.classes}
-    report_file = task.root / "report.json"
-    source = json.loads(report_file.read_text()).get("source") if report_file.is_file() else None
-    return {
-        "artlab_version": __version__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "task": {"label": task.label, "classes": task.classes, "collection": str(task.root.resolve()),
-                 "collection_source": source or str(df["source"].iloc[0]), "n_images": len(df),
-                 "split_sizes": task.split_sizes(), "split_ratios": list(cfg.split),
-                 "group_by_artist": cfg.group_by_artist, "per_class": per_class,
-                 "dropped_classes": task.dropped_classes, "licenses": sorted(df["license"].unique().tolist())},
-        "backbone": {"name": spec.name, "description": spec.description, "input_size": spec.input_size,
-                     "resize_size": spec.resize_size, "mean": list(spec.mean), "std": list(spec.std),
-                     "feature_dim": spec.feature_dim, "weights": provenance, "license": spec.license},
-        "method": cfg.method, "head": cfg.head, "config": cfg.to_dict(),
-        "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
-                     "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
-                     "frozen_cache_seconds": round(cache_seconds, 1), "total_seconds": round(total_seconds, 1),
-                     "device": str(device), "processes": processes, "torch": torch.__version__,
-                     "python": platform.python_version()},
-        "metrics": metrics,
-    }
+    return RunContents(
+        card=card, model_state=trained_state(s.model, s.cfg.method), knn=knn, history=result.history,
+        classes=s.task.classes, ids=df["id"].to_numpy(), y=s.y, split=df["split"].to_numpy(), embeddings=emb,
+        knn_embeddings=knn_feats, test=s.idx["test"], probs=probs, knn_share=knn_share,
+        knn_pred=knn_scores.argmax(1), geometry=class_geometry(emb, s.y, s.task.classes, seed=s.cfg.seed),
+        paintings=df[cols].reset_index(drop=True), images=[s.task.root / p for p in df["path"]],
+        umap=umap_coordinates(emb, seed=s.cfg.seed) if umap else None)
