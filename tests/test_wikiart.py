@@ -16,7 +16,8 @@ from PIL import Image
 
 from artlab.collection.contract import read_manifest
 from artlab.errors import ConfigError, DownloadError
-from artlab.collection import wikiart
+from artlab.collection import http, wikiart
+from artlab.collection.wikiart import sample as wikiart_sample
 from artlab.collection.wikiart import build_wikiart
 
 G = {name: i for i, name in enumerate(wikiart.GENRE_NAMES)}
@@ -196,7 +197,7 @@ def test_rerun_reuses_written_images_and_decodes_nothing(tmp_path, shards, monke
     def no_decoding(*args, **kwargs):
         raise AssertionError("a rerun decoded a source image")
 
-    monkeypatch.setattr(wikiart, "load_image", no_decoding)
+    monkeypatch.setattr(wikiart_sample, "load_image", no_decoding)
     second = build(out, shards, genres=("still_life", "portrait"), per_class=5)
     assert {p: p.stat().st_mtime_ns for p in (out / "images").rglob("*.jpg")} == stamps
     assert (out / "manifest.csv").read_text() == manifest
@@ -294,7 +295,7 @@ def hub(shards):
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
-    monkeypatch.setattr(wikiart, "RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(http, "RETRY_WAIT_S", 0.0)
     monkeypatch.delenv("HF_TOKEN", raising=False)
 
 
@@ -318,7 +319,7 @@ def test_hub_build_matches_the_local_build_and_caches_shards(tmp_path, shards, h
 
 
 def test_an_interrupted_download_resumes_with_a_range_request(tmp_path, hub, monkeypatch):
-    monkeypatch.setattr(wikiart, "_CHUNK", 1024)  # the test shards are small: lose at most 1 KiB when cut
+    monkeypatch.setattr(http, "CHUNK", 1024)  # the test shards are small: lose at most 1 KiB when cut
     hub.cut["1.parquet"] = 1
     urls = wikiart.hub_shard_urls("huggan/wikiart", endpoint=hub.url)
     assert [u.rsplit("/", 1)[1] for u in urls] == ["0.parquet", "1.parquet", "2.parquet"]
@@ -332,8 +333,8 @@ def test_an_interrupted_download_resumes_with_a_range_request(tmp_path, hub, mon
 
 
 def test_a_download_that_keeps_failing_leaves_a_part_that_the_next_run_resumes(tmp_path, hub, monkeypatch):
-    monkeypatch.setattr(wikiart, "RETRIES", 1)
-    monkeypatch.setattr(wikiart, "_CHUNK", 1024)
+    monkeypatch.setattr(http, "RETRIES", 1)
+    monkeypatch.setattr(http, "CHUNK", 1024)
     hub.cut["0.parquet"] = 2
     url, target = f"{hub.url}/files/0.parquet", tmp_path / "0.parquet"
     with pytest.raises(DownloadError, match="after 2 tries.*run again to resume"):

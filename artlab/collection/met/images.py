@@ -1,0 +1,102 @@
+"""The Met's images: fetched through the client, checked to decode, shrunk and written atomically; a build that
+stops resumes with the images already on disk."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from artlab.collection.contract import MAX_SIDE
+from artlab.errors import ImageError
+from artlab.images import encode_jpeg, fit_within, load_image
+from artlab.io import atomic_write_bytes
+
+from artlab.collection.met.client import MetClient, Unavailable
+
+Progress = Callable[[int, int], None]
+
+
+# --- images ------------------------------------------------------------------------------------------------------
+
+def image_url(record: dict, original: bool = False) -> str:
+    """The record's web-size image (``primaryImageSmall``), or the full-size scan with ``original``."""
+    first, second = ("primaryImage", "primaryImageSmall") if original else ("primaryImageSmall", "primaryImage")
+    return record.get(first) or record.get(second) or ""
+
+
+def decodes(path: Path) -> bool:
+    """True if ``path`` is an image that decodes completely; a damaged file is removed so it gets fetched again."""
+    if not path.is_file():
+        return False
+    try:
+        load_image(path, min_side=64)
+        return True
+    except ImageError:
+        path.unlink(missing_ok=True)
+        return False
+
+
+def save_image(data: bytes, target: Path, max_side: int | None, name: str) -> None:
+    """Check that ``data`` decodes, shrink it to ``max_side`` and write it atomically as JPEG (raises ImageError)."""
+    im = load_image(data, name=name)
+    if max_side is None and data[:3] == b"\xff\xd8\xff":
+        atomic_write_bytes(target, data)  # already a JPEG and no resizing asked: keep the Met's bytes
+        return
+    atomic_write_bytes(target, encode_jpeg(fit_within(im, max_side) if max_side else im))
+
+
+def fetch_image(client: MetClient, object_id: str, target: Path, *, max_side: int | None = MAX_SIDE,
+                original: bool = False) -> str:
+    """Make ``target`` a good image of the object: 'present' if it already was, else 'downloaded'.
+
+    Raises Unavailable (no record, no image, failed after retries, never decodes) or Stopped.
+    """
+    if decodes(target):
+        return "present"
+    api_url = client.object_url(object_id)
+    url = image_url(client.get_json(api_url), original)
+    if not url:
+        raise Unavailable("no image in the Met record (rights restricted?)", api_url)
+    for attempt in range(client.retries + 1):
+        data = client.get(url).content
+        try:
+            save_image(data, target, max_side, f"{object_id}.jpg")
+            return "downloaded"
+        except ImageError:
+            if attempt < client.retries:
+                client.wait(attempt)
+    raise Unavailable("image does not decode (truncated or corrupt)", url)
+
+
+def download_images(df: pd.DataFrame, folder: Path, client: MetClient, *, workers: int = 8,
+                    max_side: int | None = MAX_SIDE, original: bool = False,
+                    progress: Progress | None = None) -> tuple[dict[str, Unavailable], collections.Counter]:
+    """Fetch every row's image into ``folder/images`` in parallel: ({object_id: failure}, outcome counts)."""
+    images = Path(folder) / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for debris in images.glob(".*.part"):  # left by a process that was killed outright
+        debris.unlink(missing_ok=True)
+    ids = list(df["object_id"])
+    failures: dict[str, Unavailable] = {}
+    outcomes: collections.Counter = collections.Counter()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="met-download")
+    try:
+        futures = {pool.submit(fetch_image, client, oid, images / f"{oid}.jpg", max_side=max_side,
+                               original=original): oid for oid in ids}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            try:
+                outcomes[future.result()] += 1
+            except Unavailable as exc:
+                failures[futures[future]] = exc
+            if progress:
+                progress(done, len(ids))
+    except BaseException:
+        client.stop.set()  # workers stop at their next request or back-off; files in flight finish or vanish
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return failures, outcomes
