@@ -2,7 +2,7 @@
 
 (a) Cold start, on a real server: ``streamlit run app.py`` (headless, file watcher off, ARTLAB_RUNS=checkpoints/) is
     started as a subprocess and timed from the start of that process until ``GET /_stcore/health`` answers, and until
-    the Classify page (the default page) has run once for a session. The session is a real one (tests/_streamlit.py): it
+    the Classify page (the default page) has run once for a session. The session is a real one (artlab/testing/server.py): it
     connects to ``/_stcore/stream`` as a browser tab does, asks for a script run (a BackMsg ``rerun_script``) and waits
     for the Classify page's caption and a successful ``script_finished``. No browser draws anything, so the figure is
     the server's share of a first page load (importing torch and the app, the sidebar, the page), not the browser's.
@@ -36,8 +36,7 @@ from pathlib import Path
 import common
 
 common.steady_process()
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _streamlit import Session, serve  # noqa: E402 - the tests' server and browser-less session
+from artlab.testing.server import Session, serve  # noqa: E402 - the tests' server and browser-less session
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"

@@ -1,14 +1,14 @@
 """Embedding throughput from files on disk (decode -> transform -> Embedder) against the forward pass alone.
 
 The judged figure is measured on the files a collection holds: the builders (`artlab data met|folder`) store JPEGs
-shrunk to ``artlab.collection.MAX_SIDE`` (1024 px) at quality 90, and training, the runner and ``artlab predict`` read
+shrunk to ``artlab.collection.contract.MAX_SIDE`` (1024 px) at quality 90, and training, the runner and ``artlab predict`` read
 those. Copies of the demo paintings are written at that size, with a little grain so that they cost what a detailed
 painting costs to decode; the same is then measured on ~2000 px copies (large scans kept whole), as information.
 Four ways through the same files, interleaved round by round:
   memory     the Embedder on tensors already in memory (the ceiling);
   full       load_image at full size, transform, forward, one after the other;
   draft      load_image(min_side=resize size): JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale;
-  runner     what the runner does (artlab.data.in_order): draft decoding in background threads while the model runs
+  runner     what the runner does (artlab.train.data.in_order): draft decoding in background threads while the model runs
              the batch before.
 
 On a CPU the forward pass already keeps every core busy, so overlapping cannot hide decoding, only fill the gaps:

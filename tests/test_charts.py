@@ -1,4 +1,4 @@
-"""The app's plotly figures, checked through their traces (artlab.charts: plain arrays in, figures out)."""
+"""The app's plotly figures, checked through their traces (artlab.report.charts: plain arrays in, figures out)."""
 
 from __future__ import annotations
 

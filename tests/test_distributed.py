@@ -35,6 +35,7 @@ def launch(args: list[str], processes: int, script: Path | None = None) -> subpr
     return out
 
 
+@pytest.mark.train
 def test_two_processes_make_the_same_updates_as_one(demo_collection, tmp_path):
     """Each global batch of 15 is split 8 + 7 (80 training paintings: the last batch 3 + 2), the loss is class-weighted,
     and each process backpropagates its share of the global mean: with a linear head on cached frozen features (no
@@ -55,6 +56,7 @@ def test_two_processes_make_the_same_updates_as_one(demo_collection, tmp_path):
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "no staging folder left behind"
 
 
+@pytest.mark.train
 def test_partial_fine_tuning_on_two_processes_writes_a_whole_run(demo_collection, tmp_path):
     """The default CPU path (last block + head on the cached stem output, through DDP) end to end, with BatchNorm
     trained in the block and early stopping allowed after one epoch without progress: the processes must agree on
@@ -69,6 +71,7 @@ def test_partial_fine_tuning_on_two_processes_writes_a_whole_run(demo_collection
     assert 0 <= run.card["metrics"]["finetuned"]["accuracy"] <= 1
 
 
+@pytest.mark.train
 def test_fine_tuning_from_images_on_two_processes(demo_collection, tmp_path):
     """No cache: each process loads its half of every shuffled batch of images (with its own augmentation)."""
     out = tmp_path / "finetune"

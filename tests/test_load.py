@@ -1,7 +1,7 @@
 """Many sessions at once: eight real sessions on one `streamlit run` server, and eight threads on one shared Predictor.
 
 1. ``test_eight_sessions_on_a_real_server``: ``streamlit run app.py`` on the small genre run, and eight sessions that
-   talk to it as eight browser tabs do (tests/_streamlit.py: the app's websocket, uploads over HTTP). Each session
+   talk to it as eight browser tabs do (artlab/testing/server.py: the app's websocket, uploads over HTTP). Each session
    makes 25 requests (200 in all), each what a curator does on the Classify page: upload a painting, then switch on
    "Show where each model looked" (both models' predictions, the neighbours, both Grad-CAMs and their overlays). Every
    upload is a painting of the demo collection with a unique marker (an APP15 segment) in its bytes: the pixels are the
@@ -11,10 +11,10 @@
    or the same pixels within JPEG noise), no page shows an exception, and the server's memory over the second 100
    requests grows by less than the app's bounded caches can hold (see SERVER_SLACK_MB).
 2. ``test_many_sessions_share_one_predictor``: the object the sessions share (``st.cache_resource`` in
-   artlab.appstate), driven directly from eight threads, where hooks and live tensors can be counted: no hook is left,
+   artlab.app), driven directly from eight threads, where hooks and live tensors can be counted: no hook is left,
    the number of live tensors is constant and RSS is flat.
 
-The second test, in detail: eight threads share a single ``artlab.inference.Predictor`` built once from the real
+The second test, in detail: eight threads share a single ``artlab.explain.predictor.Predictor`` built once from the real
 small genre run (the fixture). Each thread makes 25 requests (200 in all), each what the Classify page does for an
 upload with heat maps shown: ``predict_files`` on the file's bytes (unlocked) and ``explain.explain_both`` on the
 decoded image (under the predictor's lock), on real paintings of the demo collection, varied from request to request
@@ -45,7 +45,7 @@ from artlab.images import load_image
 from artlab.explain.predictor import Predictor
 from artlab.runfolder import Run
 
-from _streamlit import Session, serve
+from artlab.testing.server import Session, serve
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 pytestmark = pytest.mark.slow
@@ -55,14 +55,14 @@ FIRST = [13 if t < 4 else 12 for t in range(THREADS)]  # the first 100 requests;
 RSS_SLACK_MB = 60
 TENSOR_SLACK = 8
 TIMEOUT = 600
-# What the app's caches may add over 100 requests that each bring new bytes (artlab.appstate): two CAMs of 224 x 224
+# What the app's caches may add over 100 requests that each bring new bytes (artlab.app): two CAMs of 224 x 224
 # float32 (0.4 MB; the CAM cache holds 128), two overlays and a preview (JPEGs of 640 px, ~0.2 MB): about 60 MB, and
 # 40 MB for the allocator. A request that left its autograd graph or activations behind would leak tens of MB each.
 SERVER_SLACK_MB = 100
 
 
 def request(predictor: Predictor, name: str, data: bytes) -> dict[str, np.ndarray]:
-    """What the Classify page computes for one upload with heat maps on (appstate._predict and appstate._explain)."""
+    """What the Classify page computes for one upload with heat maps on (artlab.app.predict and artlab.app.explanations)."""
     pred = predictor.predict_files([data], [name])[0]
     both = explain.explain_both(predictor, load_image(data, name=name), name=name)
     return {"probs": pred.probs, "knn_shares": pred.knn_shares, "cam_probs": both["prediction"].probs,

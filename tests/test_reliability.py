@@ -341,6 +341,7 @@ def _interrupt(cfg, out: Path) -> Recorder:
     return progress
 
 
+@pytest.mark.train
 def test_killed_training_resumes_where_it_stopped(demo_collection, tmp_path):
     from artlab.train.runner import train_run
     cfg, out = _tiny_config(demo_collection), tmp_path / "run"
@@ -357,6 +358,7 @@ def test_killed_training_resumes_where_it_stopped(demo_collection, tmp_path):
     assert not (tmp_path / ".run.partial").exists() and not list(tmp_path.rglob("*.part"))
 
 
+@pytest.mark.train
 def test_killed_training_with_another_config_restarts(demo_collection, tmp_path):
     from artlab.train.runner import train_run
     out = tmp_path / "run"

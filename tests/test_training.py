@@ -70,6 +70,7 @@ def test_history_and_embeddings(genre_run):
     assert len(run.paintings()) == n and run.thumbnail(emb["ids"][0]) is not None
 
 
+@pytest.mark.train
 def test_cli_demo_train_evaluate(tmp_path, capsys):
     """The issue's done-when, through the real CLI (few epochs to keep the suite fast)."""
     data, out = tmp_path / "D", tmp_path / "R"

@@ -11,56 +11,11 @@ import sys
 from pathlib import Path
 
 from artlab.cli.files import image_files
+from artlab.cli.train_options import add_train_options, config_from_args
 from artlab.errors import ArtlabError
 from artlab.report.text import confusion_text, metrics_table
 
 log = logging.getLogger("artlab")
-
-
-def _add_train_options(p: argparse.ArgumentParser) -> None:
-    from artlab.model.backbones import backbone_names
-    from artlab.train.config import OPTIMIZERS, SCHEDULERS
-    from artlab.model.classifier import HEADS, METHODS
-    p.add_argument("--collection", required=True, help="collection folder (with manifest.csv)")
-    p.add_argument("--label", default="genre", help="label column: genre or culture")
-    p.add_argument("--backbone", default="efficientnet_lite0", choices=backbone_names())
-    p.add_argument("--method", default="partial", choices=METHODS)
-    p.add_argument("--head", default="linear", choices=HEADS)
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 Adam, 1e-2 SGD)")
-    p.add_argument("--scheduler", default="none", choices=SCHEDULERS)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--patience", type=int, default=5, help="early stopping: epochs without a better val loss")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default=None, help="train,val,test ratios (default 0.7,0.15,0.15; culture 0.8,0.1,0.1)")
-    p.add_argument("--group-by-artist", action="store_true", help="artist-disjoint splits")
-    p.add_argument("--min-per-class", type=int, default=5)
-    p.add_argument("--max-per-class", type=int, default=None)
-    p.add_argument("--classes", default=None, help="comma-separated subset of classes")
-    p.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
-    p.add_argument("--cache-views", type=int, default=4, help="augmented views cached for partial/transfer (0: off)")
-    p.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--no-umap", action="store_true", help="skip the UMAP map (saves ~10 s)")
-
-
-def config_from_args(a: argparse.Namespace):
-    from artlab.train.config import TrainConfig
-    split = a.split or ("0.8,0.1,0.1" if a.label == "culture" else "0.7,0.15,0.15")
-    try:
-        ratios = tuple(float(x) for x in split.split(","))
-    except ValueError:
-        raise ArtlabError(f"--split takes three comma-separated numbers, got {split!r}") from None
-    return TrainConfig(
-        collection=a.collection, label=a.label, backbone=a.backbone, method=a.method, head=a.head,
-        optimizer=a.optimizer, lr=a.lr, scheduler=a.scheduler, epochs=a.epochs, patience=a.patience,
-        batch_size=a.batch_size, seed=a.seed, split=ratios, group_by_artist=a.group_by_artist,
-        min_per_class=a.min_per_class, max_per_class=a.max_per_class,
-        classes=tuple(c.strip() for c in a.classes.split(",")) if a.classes else None,
-        class_weights=a.class_weights, cache_views=a.cache_views, weights_file=a.weights, device=a.device,
-        workers=a.workers)
 
 
 # --- commands ---------------------------------------------------------------------------------------------------
@@ -200,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--max-side", type=int, default=MAX_SIDE if q is not wiki else 512)
 
     t = sub.add_parser("train", help="train the fine-tuned model and the kNN baseline; write a run folder")
-    _add_train_options(t)
+    add_train_options(t)
+    t.add_argument("--no-umap", action="store_true", help="skip the UMAP map (saves ~10 s)")
     t.add_argument("--out", required=True)
 
     e = sub.add_parser("evaluate", help="the metrics table of both models (the study's Table 1)")

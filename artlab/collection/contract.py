@@ -1,4 +1,4 @@
-"""The collection contract: a folder of images plus ``manifest.csv`` (see DESIGN.md).
+"""The collection contract: a folder of images plus ``manifest.csv`` (see docs/design.md).
 
 One manifest row an image, with at least ``REQUIRED_COLUMNS`` and one column per label it carries (``genre``,
 ``culture``). An empty label means "no rule labelled it": such rows are kept for browsing but never trained on.

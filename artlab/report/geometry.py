@@ -73,7 +73,7 @@ def umap_coordinates(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 1
 
 
 def class_geometry(embeddings: np.ndarray, labels: np.ndarray, classes: list[str], seed: int = 0) -> dict:
-    """Everything ``geometry.json`` holds (DESIGN.md contract)."""
+    """Everything ``geometry.json`` holds (docs/run-folder.md)."""
     cents = centroids(embeddings, labels, len(classes))
     present = ~np.isnan(cents).any(axis=1)
     names = [c for c, p in zip(classes, present) if p]

@@ -94,7 +94,7 @@ def in_order(dataset: Dataset, batch_size: int, workers: int = 0) -> Iterator:
     """The dataset's batches in order, for a deterministic transform (an eval transform, or a random one seeded per
     item: ``ImageDataset(seed=...)``).
 
-    With ``workers`` > 0, DataLoader worker processes; otherwise background threads (artlab.prefetch) decode the next
+    With ``workers`` > 0, DataLoader worker processes; otherwise background threads (artlab.train.prefetch) decode the next
     batches while the model computes this one: no process start-up, 1.05-1.15x the images per second of loading in
     the main thread when the forward pass keeps both cores of a 2-core machine busy; with a core to spare, decoding
     hides behind the forward pass (benchmarks/bench_embed_throughput.py: 0.95-0.99 of the forward pass alone).

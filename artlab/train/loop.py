@@ -96,7 +96,7 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
         cfg: TrainConfig, device: torch.device, criterion: nn.Module, progress: Progress,
         resume_file: Path | None = None, world: World = SINGLE, train_forward: Callable | None = None) -> FitResult:
     """Train with early stopping. Under torchrun, ``train_batches`` yields this process's shards of each batch and
-    ``train_forward`` is ``forward`` through DDP (artlab.distributed); validation runs whole on every process."""
+    ``train_forward`` is ``forward`` through DDP (artlab.train.distributed); validation runs whole on every process."""
     train_forward = train_forward or forward
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, cfg)

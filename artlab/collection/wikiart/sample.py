@@ -225,7 +225,7 @@ def _summarise(report: BuildReport, n_rows: int, names: dict, plan: dict[int, np
             report.notes.append(f"{name}: only {final} usable images of the {per_class} asked for")
     report.notes.append(f"balanced sample: up to {per_class} per genre with seed {seed} (of {n_rows} rows); "
                         f"images resized to at most {max_side} px")
-    report.notes.append("genre names mapped to artlab's by artlab.sources.rules.WIKIART_GENRES")
+    report.notes.append("genre names mapped to artlab's by artlab.collection.rules.WIKIART_GENRES")
     report.notes.append(f"license: {LICENSE}")
 
 

@@ -1,0 +1,107 @@
+"""``artlab train``'s options, generated from TrainConfig's fields: every field is settable, and its default is the
+dataclass's (stated once, there). Only the help texts, the choices and a few spellings live here."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from artlab.errors import ArtlabError
+from artlab.train.config import TrainConfig
+
+#: Option names that differ from the field's (``--weights`` reads better than ``--weights-file``).
+FLAGS = {"weights_file": "--weights"}
+HELP = {
+    "collection": "collection folder (with manifest.csv)",
+    "label": "label column: genre or culture",
+    "lr": "learning rate (default 1e-3 Adam, 1e-2 SGD)",
+    "momentum": "SGD momentum",
+    "weight_decay": "L2 weight decay",
+    "step_size": "StepLR: epochs between learning-rate drops",
+    "gamma": "StepLR / ReduceLROnPlateau: the factor the learning rate is multiplied by",
+    "plateau_patience": "ReduceLROnPlateau: epochs without a better val loss before the learning rate drops",
+    "patience": "early stopping: epochs without a better val loss",
+    "split": "train,val,test ratios (default 0.7,0.15,0.15; culture 0.8,0.1,0.1)",
+    "group_by_artist": "artist-disjoint splits",
+    "classes": "comma-separated subset of classes",
+    "class_weights": "weight the loss by inverse class frequency",
+    "cache_views": "augmented views cached for partial/transfer (0: off)",
+    "knn_ks": "comma-separated k values the kNN baseline chooses from on validation accuracy",
+    "weights_file": "a local file of the backbone's ImageNet weights",
+    "workers": "data loader worker processes",
+}
+CULTURE_SPLIT = (0.8, 0.1, 0.1)  # the culture study's split, the default when --label culture
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    from artlab.model.backbones import backbone_names
+    from artlab.model.classifier import HEADS, METHODS
+    from artlab.train.config import OPTIMIZERS, SCHEDULERS
+    return {"backbone": tuple(backbone_names()), "method": METHODS, "head": HEADS, "optimizer": OPTIMIZERS,
+            "scheduler": SCHEDULERS}
+
+
+def flag(field: dataclasses.Field) -> str:
+    return FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
+
+
+def _kind(field: dataclasses.Field) -> str:
+    """'bool', 'int', 'float', 'str', or a list of them: 'ints', 'floats', 'strs' (the field's annotation, a string
+    under ``from __future__ import annotations``)."""
+    t = str(field.type).replace(" | None", "").replace("Optional[", "").strip()
+    if t.startswith("tuple["):
+        inner = t[len("tuple["):].split(",")[0].strip(" ]")
+        return inner + "s"
+    return t
+
+
+def _help(field: dataclasses.Field) -> str:
+    """The field's help, with the dataclass's default when the text does not already state one."""
+    text = HELP.get(field.name, "")
+    if field.default is dataclasses.MISSING or "default" in text or field.type == "bool":
+        return text or None
+    default = field.default
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    return f"{text} (default {shown})".strip() if shown is not None else (text or None)
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    choices = _choices()
+    for field in dataclasses.fields(TrainConfig):
+        kind, name = _kind(field), field.name
+        kwargs: dict = {"help": _help(field), "dest": name}
+        if field.default is dataclasses.MISSING:
+            kwargs["required"] = True
+        if kind == "bool":
+            p.add_argument(flag(field), action="store_true", **kwargs)
+            continue
+        if kind in ("int", "float"):
+            kwargs["type"] = int if kind == "int" else float
+        if name in choices:
+            kwargs["choices"] = choices[name]
+        kwargs["default"] = None  # filled from TrainConfig in config_from_args: one place for every default
+        p.add_argument(flag(field), **kwargs)
+
+
+def _listed(text: str, kind: str, option: str):
+    convert = {"ints": int, "floats": float, "strs": str}[kind]
+    try:
+        return tuple(convert(x.strip()) for x in text.split(",") if x.strip())
+    except ValueError:
+        what = "three comma-separated numbers" if option == "--split" else f"comma-separated {kind[:-1]}s"
+        raise ArtlabError(f"{option} takes {what}, got {text!r}") from None
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    values = {}
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(a, field.name)
+        if value is None or value is False:
+            continue  # the dataclass's default
+        kind = _kind(field)
+        values[field.name] = _listed(value, kind, flag(field)) if kind.endswith("s") else value
+    if "split" in values and len(values["split"]) != 3:
+        raise ArtlabError(f"--split takes three comma-separated numbers, got {a.split!r}")
+    if "split" not in values and values.get("label") == "culture":
+        values["split"] = CULTURE_SPLIT
+    return TrainConfig(**values)

@@ -1,0 +1,51 @@
+"""``artlab train``'s options come from TrainConfig's fields: each one settable, each default the dataclass's."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from artlab.cli.commands import build_parser
+from artlab.cli.train_options import config_from_args, flag
+from artlab.errors import ArtlabError
+from artlab.train.config import TrainConfig
+
+BASE = ["train", "--collection", "data/x", "--out", "runs/x"]
+#: A value different from the default for every field, as it is typed on a command line, and as the config holds it.
+OTHER = {
+    "label": ("culture", "culture"), "backbone": ("resnet50", "resnet50"), "method": ("transfer", "transfer"),
+    "head": ("mlp3", "mlp3"), "optimizer": ("sgd", "sgd"), "lr": ("0.05", 0.05), "momentum": ("0.5", 0.5),
+    "weight_decay": ("0.001", 0.001), "scheduler": ("step", "step"), "step_size": ("3", 3), "gamma": ("0.5", 0.5),
+    "plateau_patience": ("4", 4), "epochs": ("7", 7), "patience": ("2", 2), "batch_size": ("8", 8), "seed": ("3", 3),
+    "split": ("0.6,0.2,0.2", (0.6, 0.2, 0.2)), "group_by_artist": (None, True), "min_per_class": ("2", 2),
+    "max_per_class": ("40", 40), "classes": ("portrait,landscape", ("portrait", "landscape")),
+    "class_weights": (None, True), "cache_views": ("0", 0), "knn_ks": ("1,5", (1, 5)),
+    "weights_file": ("w.pth", "w.pth"), "device": ("cpu", "cpu"), "workers": ("2", 2),
+}
+
+
+def parse(*extra: str) -> TrainConfig:
+    return config_from_args(build_parser().parse_args(BASE + list(extra)))
+
+
+def test_defaults_are_the_dataclass_defaults():
+    assert parse() == TrainConfig(collection="data/x")
+    assert parse("--label", "culture") == TrainConfig(collection="data/x", label="culture", split=(0.8, 0.1, 0.1))
+
+
+def test_every_field_is_settable():
+    fields = [f for f in dataclasses.fields(TrainConfig) if f.name != "collection"]
+    assert {f.name for f in fields} == set(OTHER), "a TrainConfig field without a test value here"
+    for f in fields:
+        typed, held = OTHER[f.name]
+        cfg = parse(flag(f), *([typed] if typed is not None else []))
+        assert getattr(cfg, f.name) == held != getattr(TrainConfig(collection="x"), f.name), f.name
+
+
+@pytest.mark.parametrize("args, message", [(["--split", "0.5,0.5"], "three comma-separated numbers"),
+                                           (["--split", "a,b,c"], "three comma-separated numbers"),
+                                           (["--knn-ks", "1,x"], "comma-separated ints")])
+def test_bad_lists_are_one_plain_error(args, message):
+    with pytest.raises(ArtlabError, match=message):
+        parse(*args)
