@@ -67,11 +67,11 @@ def cmd_train(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from artlab.runfolder import Run
+    from artlab.runfolder import MODELS, Run
     run = Run.open(a.run)
     print(metrics_table(run))
     if a.confusion:
-        for model in ("finetuned", "knn"):
+        for model in MODELS:
             print(f"\nconfusion matrix, {model} (rows true, columns predicted):")
             print(confusion_text(run.card["metrics"][model]["confusion"], run.classes))
     return 0

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from artlab.cli.files import image_files
 from artlab.errors import ArtlabError, ConfigError, ImageError
-from artlab.explain.cams import KNN_METHODS, METHODS, Explanation, explain_both, overlay
+from artlab.explain.cams import KNN_METHODS, Explanation, check_methods, explain_both, overlay
 from artlab.io import atomic_save
 from artlab.progress import TqdmProgress
 
@@ -36,10 +36,7 @@ def parse_methods(value: str) -> list[str]:
     """``--method`` for the faithfulness table: one name, a comma-separated list, or 'all'."""
     from artlab.explain.faithfulness import DEFAULT_METHODS
     methods = list(DEFAULT_METHODS) if value == "all" else [m.strip() for m in value.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ConfigError(f"unknown CAM method {', '.join(unknown) or value!r}; choose from: {', '.join(METHODS)}, all")
-    return methods
+    return check_methods(methods, also=("all",))
 
 
 def _save_png(image, path: Path) -> None:
@@ -89,10 +86,8 @@ def explain_files(predictor, files: list[Path], out: Path, method: str, knn_meth
 
 
 def _check_methods(method: str, knn_method: str) -> None:
-    if method not in METHODS:
-        raise ConfigError(f"unknown CAM method {method!r} for the overlays (one of: {', '.join(METHODS)})")
-    if knn_method not in KNN_METHODS:
-        raise ConfigError(f"unknown --knn-method {knn_method!r}; choose one of: {', '.join(KNN_METHODS)}")
+    check_methods([method])
+    check_methods([knn_method], KNN_METHODS, "--knn-method")
 
 
 def _faithfulness(predictor, a: argparse.Namespace) -> None:

@@ -30,6 +30,7 @@ from torch import nn
 
 from artlab.model.backbones import BackboneSpec
 from artlab.errors import ConfigError
+from artlab.runfolder import MODELS
 from artlab.images import fit_within
 from artlab.explain.predictor import Prediction, Predictor
 from artlab.model.knn import l2_normalise
@@ -39,7 +40,6 @@ METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCA
 #: The kNN baseline's methods: "similarity" is Grad-CAM of the similarity target; the others take the same target.
 KNN_METHODS = ("similarity", *METHODS)
 GRADIENT_FREE = ("scorecam", "eigencam")
-MODELS = ("finetuned", "knn")
 SCORECAM_BATCH = 64  # ScoreCAM runs one masked copy of the image per channel; its default batch is 16
 SAME_PAINTING = 0.9999  # cosine similarity above which a reference is the painting itself
 
@@ -212,16 +212,25 @@ def compute_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, targets: Se
         return CamPass(maps, cam.outputs.detach(), activations)
 
 
+def check_methods(methods: Sequence[str], allowed: Sequence[str] = tuple(METHODS), what: str = "CAM method",
+                  also: Sequence[str] = ()) -> list[str]:
+    """The one CAM-method validator: the methods named, each once, in order; else a ConfigError naming the unknown
+    ones and the choices (``also``: further words the caller accepts, such as 'all')."""
+    methods = list(dict.fromkeys(methods))
+    unknown = [m for m in methods if m not in allowed]
+    if unknown or not methods:
+        named = ", ".join(repr(m) for m in unknown) or "(none)"
+        raise ConfigError(f"unknown {what} {named}; choose one of: {', '.join([*allowed, *also])}")
+    return methods
+
+
 def _method_class(method: str):
-    try:
-        return METHODS[method]
-    except KeyError:
-        raise ConfigError(f"unknown CAM method {method!r}; choose one of: {', '.join(METHODS)}") from None
+    check_methods([method])
+    return METHODS[method]
 
 
 def _knn_method(method: str) -> str:
-    if method not in KNN_METHODS:
-        raise ConfigError(f"unknown kNN explanation {method!r}; choose one of: {', '.join(KNN_METHODS)}")
+    check_methods([method], KNN_METHODS, "kNN explanation")
     return "gradcam" if method == "similarity" else method
 
 

@@ -33,8 +33,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from torch import nn
 
 from artlab.collection.contract import read_manifest
-from artlab.errors import ArtlabError, ConfigError, ImageError, RunError
-from artlab.explain.cams import METHODS, NeighbourSimilarity, finetuned_cam, knn_cam
+from artlab.errors import ArtlabError, ImageError, RunError
+from artlab.explain.cams import METHODS, check_methods, NeighbourSimilarity, finetuned_cam, knn_cam
 from artlab.images import load_image
 from artlab.explain.predictor import Predictor
 from artlab.progress import Progress
@@ -148,11 +148,7 @@ def faithfulness(predictor: Predictor, methods: Sequence[str] = DEFAULT_METHODS,
 
 
 def _check(methods: Sequence[str]) -> list[str]:
-    methods = list(dict.fromkeys(methods))
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ConfigError(f"unknown CAM method(s) {', '.join(unknown) or '(none)'}; choose from: {', '.join(METHODS)}")
-    return methods
+    return check_methods(methods)
 
 
 def _summary(rows: pd.DataFrame) -> pd.DataFrame:

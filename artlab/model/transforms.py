@@ -84,14 +84,3 @@ def eval_transform(spec: BackboneSpec) -> EvalTransform:
 
 def train_transform(spec: BackboneSpec) -> TrainTransform:
     return TrainTransform(spec)
-
-
-def denormalise(x: torch.Tensor, spec: BackboneSpec) -> torch.Tensor:
-    mean = torch.tensor(spec.mean).view(3, 1, 1)
-    std = torch.tensor(spec.std).view(3, 1, 1)
-    return (x * std + mean).clamp(0, 1)
-
-
-def to_input(im: Image.Image, spec: BackboneSpec) -> torch.Tensor:
-    """One PIL image -> a (1, 3, H, W) normalised batch."""
-    return eval_transform(spec)(im).unsqueeze(0)

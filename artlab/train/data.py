@@ -17,7 +17,7 @@ from artlab.train.config import TrainConfig
 from artlab.errors import CollectionError
 from artlab.images import load_image
 from artlab.train.prefetch import prefetch_batches
-from artlab.train.splits import stratified_split
+from artlab.train.splits import SPLITS, stratified_split
 
 
 @dataclasses.dataclass
@@ -32,7 +32,7 @@ class Task:
         return self.df[self.df["split"] == split]
 
     def split_sizes(self) -> dict[str, int]:
-        return {s: int((self.df["split"] == s).sum()) for s in ("train", "val", "test")}
+        return {s: int((self.df["split"] == s).sum()) for s in SPLITS}
 
 
 def make_task(cfg: TrainConfig) -> Task:
