@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 app: $(STAMP)
 	@test -f data/demo/manifest.csv || TQDM_DISABLE=1 $(VENV)/bin/artlab data demo --out data/demo >/dev/null  # full-size originals for the CAMs
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true \
+	$(PY) -m artlab.app.serve --server.port $(PORT) --server.headless true \
 		--server.fileWatcherType none --browser.gatherUsageStats false
 
 # The browser test drives Debian's Chromium; install it when it is missing (needs root or sudo).

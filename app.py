@@ -1,6 +1,7 @@
 """artlab: the router and the frame shared by every page (run picker and model card in the sidebar).
 
-Start with `make app`, or `streamlit run app.py`. The runs listed come from checkpoints/ beside this file, or from the
+Start with `make app` (`python -m artlab.app.serve`: `streamlit run app.py` with Streamlit's legacy pages/ mode off
+from the first request), or `streamlit run app.py`. The runs listed come from checkpoints/ beside this file, or from the
 folder in $ARTLAB_RUNS, or from any folder typed in the sidebar.
 """
 
@@ -99,11 +100,23 @@ def sidebar() -> None:
                     app.run_safely(model_card, card, what="describing the model")
 
 
+# The default page is served at the root; its own address is only reserved, so /classify can be an alias.
+CLASSIFY = st.Page("pages/classify.py", title="Classify a painting", icon=":material/image_search:", default=True,
+                   url_path="classify-a-painting")
+
+
+def classify_address() -> None:
+    """/classify (the page's file name, and the address Streamlit's pages/ folder gave it) opens the Classify page,
+    which as the default page lives at the root."""
+    st.switch_page(CLASSIFY)
+
+
 pages = st.navigation([
-    st.Page("pages/classify.py", title="Classify a painting", icon=":material/image_search:", default=True),
+    CLASSIFY,
     st.Page("pages/misclassifications.py", title="Where the models go wrong", icon=":material/rule:"),
     st.Page("pages/culture_map.py", title="Culture map", icon=":material/hub:"),
     st.Page("pages/experiments.py", title="Training and experiments", icon=":material/monitoring:"),
+    st.Page(classify_address, title="Classify a painting", url_path="classify", visibility="hidden"),
 ])
 sidebar()
 pages.run()

@@ -73,13 +73,38 @@ def check(page, name: str) -> None:
     assert "Something went wrong" not in body, name
 
 
+NAV = '[data-testid="stSidebarNav"]'
+LEGACY_NAV = ("app", "classify", "culture map", "experiments", "misclassifications")  # pages/ as Streamlit lists it
+
+
+def check_navigation(page, name: str) -> None:
+    """The app's own menu, never Streamlit's legacy one for the pages/ folder, and no "Page not found" dialog."""
+    nav = page.locator(NAV)
+    nav.wait_for(timeout=120_000)
+    entries = [line.strip() for line in nav.inner_text().splitlines() if line.strip()]
+    assert "Classify a painting" in entries and "Culture map" in entries, (name, entries)
+    assert not set(entries) & set(LEGACY_NAV), (name, entries)
+    assert "Page not found" not in page.inner_text("body"), name
+
+
 def test_app_in_a_real_browser(server, page, demo_images):
-    # A deep link as the very first request: the page still comes inside the frame (sidebar, chosen model).
+    # A deep link as the very first request: from its first paint the page comes inside the frame (the app's menu,
+    # the sidebar, the chosen model), as every later one.
     page.goto(f"{server['url']}/culture_map")
+    check_navigation(page, "0-first-load")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "0-first-load.png"), full_page=True)
     page.get_by_role("heading", name="Culture map").wait_for(timeout=120_000)
     settle(page)
     page.get_by_text("About this model").first.wait_for()
+    check_navigation(page, "1-culture-map")
     check(page, "1-culture-map")
+
+    # /classify, the page's file name, opens the Classify page (served at the root) rather than "Page not found".
+    page.goto(f"{server['url']}/classify")
+    page.get_by_role("heading", name="Classify a painting").wait_for(timeout=60_000)
+    settle(page)
+    check_navigation(page, "classify-address")
 
     page.goto(server["url"])
     page.get_by_role("heading", name="Classify a painting").wait_for(timeout=60_000)

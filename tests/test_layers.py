@@ -133,11 +133,12 @@ def test_the_layering_test_sees_real_imports():
 
 
 def test_the_streamlit_internal_behind_the_pages_workaround_is_still_there():
-    """app/frame.require_frame switches Streamlit's legacy ``pages/`` mode off through this internal. If a Streamlit
-    upgrade moves it, this fails here, loudly, rather than the pages silently running without the frame."""
+    """artlab/app/pages_mode.py switches Streamlit's legacy ``pages/`` mode off through this internal (before the
+    first session in artlab.app.serve, from a page in require_frame). If a Streamlit upgrade moves it, this fails
+    here, loudly, rather than the pages silently running without the frame."""
     from streamlit.runtime.pages_manager import PagesManager
     assert isinstance(getattr(PagesManager, "uses_pages_directory", None), (bool, type(None))), \
-        "PagesManager.uses_pages_directory is gone or changed: see artlab/app/frame.py require_frame"
+        "PagesManager.uses_pages_directory is gone or changed: see artlab/app/pages_mode.py"
     assert hasattr(PagesManager, "uses_pages_directory")
 
 

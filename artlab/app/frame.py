@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from artlab.app.pages_mode import legacy_pages_off
 from artlab.errors import ArtlabError
 from artlab.runfolder import Run
 
@@ -48,17 +49,10 @@ def run_safely(fn: Callable[..., Any], *args, what: str = "doing that", **kwargs
 
 
 def require_frame() -> None:
-    """Make sure app.py (the frame: sidebar, state defaults) runs around the page: the one workaround for the
-    legacy ``pages/`` mode.
-
-    Because the pages live in a folder named ``pages/``, Streamlit starts each process (and AppTest each run) in its
-    legacy multipage mode, which runs a requested page file on its own, without app.py, until ``st.navigation`` has
-    been called once. A page that finds itself in that mode switches it off and reruns, so app.py runs first. The
-    internal it relies on is checked by tests/test_layers.py, which fails loudly if a Streamlit upgrade moves it.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
+    """Make sure app.py (the frame: sidebar, state defaults) runs around the page. A page that Streamlit ran in its
+    legacy ``pages/`` mode, on its own (``streamlit run app.py`` on a fresh server, AppTest), turns the mode off and
+    reruns, so app.py runs first (artlab.app.pages_mode)."""
+    if legacy_pages_off():
         st.rerun()
 
 
