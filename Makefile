@@ -33,7 +33,7 @@ chromium:
 test: $(STAMP) chromium
 	$(PY) -m pytest -q -ra
 
-# No training, no server, no browser: under 90 s on the 2-core machine.
+# No training, no server, no browser (tests marked train, slow or browser are left out).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser and not train"
 
