@@ -3,8 +3,8 @@
 ``huggan/wikiart`` is a set of parquet shards with columns ``image`` (a struct {bytes, path}), ``artist``, ``genre`` and
 ``style`` (class-label integers). The builder reads only the cheap ``genre`` column of every shard first, samples
 ``per_class`` rows per genre with a seed, and then reads the image bytes of just those rows. Shards come from a local
-file or folder, or from the hub over plain HTTP (resumable, cached in ``<out>/.cache/``): neither ``huggingface_hub``
-nor ``datasets`` is needed.
+file or folder, or from the hub's repository (``data/train-*.parquet`` at a pinned commit, read by HTTP Range and
+cached in ``<out>/.cache/``: see wikiart_hub.py); neither ``huggingface_hub`` nor ``datasets`` is needed.
 
 An image's id is ``wikiart-<row>``, its row number in the dataset's train split (shards in order), so a sample does not
 depend on how the split was cut into shards.
@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
-from urllib.parse import urlsplit
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -28,10 +26,11 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from ..collection import BuildReport, write_manifest
-from ..errors import CollectionError, ConfigError, DownloadError, ImageError
+from ..errors import CollectionError, ConfigError, ImageError
 from ..images import encode_jpeg, fit_within, load_image
 from ..io import atomic_write_bytes, atomic_write_json
 from .rules import WIKIART_GENRES
+from .wikiart_hub import FetchPlan, HubShard, fetch_plan, list_shards
 
 # --- what the dataset's integers mean --------------------------------------------------------------------------
 # The ClassLabel names of huggan/wikiart, index = the integer stored in the parquet files. They come from the dataset
@@ -83,19 +82,14 @@ ARTIST_DISPLAY = {"joaqu\u00e3\u00adn-sorolla": "Joaquín Sorolla", "m.c.-escher
 STUDY_GENRES = ("portrait", "landscape", "still_life", "sketch_and_study")
 
 HUB_REPO = "huggan/wikiart"
-DEFAULT_ENDPOINT = "https://huggingface.co"
 LICENSE = "WikiArt (for research; check each work's rights)"
 CACHE = ".cache"
 REJECTS = "wikiart-rejects.json"
 
-#: Download retries per shard, and the first wait between them (doubled each time; tests set it to 0).
-RETRIES = 4
-RETRY_WAIT_S = 1.0
-_CHUNK = 1 << 16  # what a dropped connection can lose (urllib3 drops a partly read chunk)
-
-T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]
-DownloadProgressFn = Callable[[str, int, int], None]
+#: Bytes fetched so far, bytes this build fetches.
+DownloadProgressFn = Callable[[int, int], None]
+Shard = Union[Path, HubShard]
 
 
 # --- the builder ------------------------------------------------------------------------------------------------
@@ -107,27 +101,106 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     """Build a balanced WikiArt collection in ``out``: ``images/<genre>/<id>.jpg`` + manifest.csv + report.json.
 
     ``source`` is a parquet file, a folder of shards, or a hub dataset id (fetched from ``endpoint``, else
-    ``$ARTLAB_HF_ENDPOINT``, ``$HF_ENDPOINT`` or huggingface.co, with ``$HF_TOKEN`` if set). ``genres`` accepts
+    ``$ARTLAB_HF_ENDPOINT``, ``$HF_ENDPOINT`` or huggingface.co, with the hub token if any). ``genres`` accepts
     WikiArt's names ("still_life") or artlab's ("still life"). The same data and seed give the same images; a rerun
     reuses every image already written (change ``max_side`` or ``seed`` in a fresh ``out`` to avoid mixing).
     """
-    if per_class < 1 or max_side < 1 or seed < 0:
-        raise ConfigError(f"per_class and max_side must be positive and seed not negative "
-                          f"(got {per_class}, {max_side}, {seed})")
+    _check_numbers(per_class, max_side, seed)
     out = Path(out)
-    shards = resolve_shards(source, out / CACHE, endpoint=endpoint, progress=download_progress)
+    shards = resolve_shards(source, out / CACHE, endpoint=endpoint)
     index, names = read_index(shards)
     chosen = resolve_genres(genres, names["genre"])
-    report = BuildReport(source=f"wikiart ({source})")
+    report = BuildReport(source=f"wikiart ({source}{_at_commit(shards)})")
     plan = {g: sample_order(index, g, seed) for g in chosen}
     rejects = _load_rejects(out, source)
+    if _hub_shards(shards):
+        fetch = plan_fetch(shards, index, plan, per_class, str(source))
+        _prefetch(shards, fetch, download_progress)
+        report.notes.append(f"{source} at commit {fetch.sha}: fetched {len(_flat(fetch.groups))} of "
+                            f"{fetch.groups_total} row groups ({fetch.bytes_needed / 1e6:.1f} of "
+                            f"{fetch.bytes_dataset / 1e6:.1f} MB)")
     kept, tried = _collect(out, shards, index, names, plan, per_class, max_side, rejects, report, progress)
     atomic_write_json(out / CACHE / REJECTS, {"source": str(source), "rejects": rejects})
     df = _manifest(index, names, kept)
+    if _hub_shards(shards):
+        df["revision"] = shards[0].commit
     _summarise(report, len(index), names, plan, kept, tried, per_class, seed, max_side)
     _note_leftovers(out, df, shards, report)
     write_manifest(out, df, report)
     return report
+
+
+def _check_numbers(per_class: int, max_side: int, seed: int) -> None:
+    if per_class < 1 or max_side < 1 or seed < 0:
+        raise ConfigError(f"per_class and max_side must be positive and seed not negative "
+                          f"(got {per_class}, {max_side}, {seed})")
+
+
+def plan_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_class: int = 2000, seed: int = 0,
+                 source: str = HUB_REPO, endpoint: str | None = None) -> list[str]:
+    """What ``build_wikiart`` would do, as lines: rows per genre, the sample, the bytes to fetch, the cache.
+
+    Reads only the shards' footers and label columns (cached for the build), never an image.
+    """
+    _check_numbers(per_class, 1, seed)
+    shards = resolve_shards(source, Path(out) / CACHE, endpoint=endpoint)
+    index, names = read_index(shards)
+    chosen = resolve_genres(genres, names["genre"])
+    plan = {g: sample_order(index, g, seed) for g in chosen}
+    counts = index["genre"].value_counts()
+    lines = [f"{source}{_at_commit(shards)}: {len(index)} rows in {len(shards)} shard(s)", "rows per genre:"]
+    lines += [f"  {name:<20}{int(counts.get(i, 0)):>8}{'   <- sampled' if i in plan else ''}"
+              for i, name in enumerate(names["genre"])]
+    lines.append(f"sample (seed {seed}, up to {per_class} per genre):")
+    for g, order in plan.items():
+        short = "" if len(order) >= per_class else f"  (only {len(order)} available)"
+        lines.append(f"  {artlab_genre(names['genre'][g]):<20}{min(per_class, len(order)):>8}{short}")
+    if _hub_shards(shards):
+        fetch = plan_fetch(shards, index, plan, per_class, str(source))
+        lines += [f"fetch: {len(_flat(fetch.groups))} of {fetch.groups_total} row groups in {len(fetch.groups)} of "
+                  f"{len(shards)} shards, {_size(fetch.bytes_needed)} of the dataset's {_size(fetch.bytes_dataset)}; "
+                  f"still to download: {fetch.bytes_missing} bytes ({_size(fetch.bytes_missing)})",
+                  f"cache: {fetch.cache}"]
+    return lines
+
+
+def plan_fetch(shards: Sequence[HubShard], index: pd.DataFrame, plan: dict[int, np.ndarray], per_class: int,
+               repo: str) -> FetchPlan:
+    """The row groups that the first ``per_class`` rows of each genre's order live in (replacements come later)."""
+    first = np.concatenate([order[:per_class] for order in plan.values()]) if plan else np.array([], int)
+    rows = index.set_index("row").loc[first]
+    by_shard = {int(s): group["local"].tolist() for s, group in rows.groupby("shard")}
+    return fetch_plan(repo, shards[0].commit, list(shards), by_shard)
+
+
+def _prefetch(shards: Sequence[HubShard], fetch: FetchPlan, progress: DownloadProgressFn | None) -> None:
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(done[0], fetch.bytes_missing)
+
+    if progress:
+        progress(0, fetch.bytes_missing)
+    for i, groups in fetch.groups.items():
+        shards[i].ensure(groups, advance)
+
+
+def _hub_shards(shards: Sequence[Shard]) -> bool:
+    return bool(shards) and isinstance(shards[0], HubShard)
+
+
+def _at_commit(shards: Sequence[Shard]) -> str:
+    return f" at {shards[0].commit[:12]}" if _hub_shards(shards) else ""
+
+
+def _flat(groups: dict[int, list[int]]) -> list[tuple[int, int]]:
+    return [(s, g) for s, gs in groups.items() for g in gs]
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 def resolve_genres(genres: Iterable[str], genre_names: Sequence[str]) -> list[int]:
@@ -165,17 +238,19 @@ def sample_order(index: pd.DataFrame, genre: int, seed: int) -> np.ndarray:
 
 # --- reading the shards -----------------------------------------------------------------------------------------
 
-def read_index(shards: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, Sequence[str]]]:
+def read_index(shards: Sequence[Shard]) -> tuple[pd.DataFrame, dict[str, Sequence[str]]]:
     """One row per dataset row: global ``row``, ``shard``, ``local`` row, ``genre``, ``artist``, ``style``, ``file``.
 
     Reads only the label columns and the image's file name, never the image bytes.
     """
     frames, offset, names = [], 0, None
     for i, shard in enumerate(shards):
-        pf = _open_parquet(shard)
-        names = names or _label_names(pf.schema_arrow)
-        columns = _check_schema(pf.schema_arrow, shard)
-        table = pf.read(columns=columns)
+        hub = isinstance(shard, HubShard)
+        pf = None if hub else _open_parquet(shard)
+        schema = shard.schema if hub else pf.schema_arrow
+        names = names or _label_names(schema)
+        columns = _check_schema(schema, shard)
+        table = shard.read_labels(columns) if hub else pf.read(columns=columns)
         n = table.num_rows
         frame = pd.DataFrame({"row": np.arange(offset, offset + n), "shard": i, "local": np.arange(n)})
         for col in ("genre", "artist", "style"):
@@ -193,7 +268,7 @@ def _open_parquet(shard: Path) -> pq.ParquetFile:
         raise CollectionError(f"not a readable parquet shard: {shard} ({exc})") from None
 
 
-def _check_schema(schema: pa.Schema, shard: Path) -> list[str]:
+def _check_schema(schema: pa.Schema, shard: Shard) -> list[str]:
     if "genre" not in schema.names or "image" not in schema.names:
         raise CollectionError(f"{shard.name} is not a WikiArt shard: it needs 'image' and 'genre' columns "
                               f"(it has: {', '.join(schema.names)})")
@@ -231,10 +306,13 @@ def _label_names(schema: pa.Schema) -> dict[str, Sequence[str]]:
     return names
 
 
-def read_image_bytes(shard: Path, local_rows: Sequence[int]) -> Iterator[tuple[int, bytes | None]]:
+def read_image_bytes(shard: Shard, local_rows: Sequence[int]) -> Iterator[tuple[int, bytes | None]]:
     """(local row, image bytes) for the given rows of one shard, reading only the row groups that hold them."""
-    pf = pq.ParquetFile(shard)
     wanted = np.sort(np.asarray(local_rows, dtype=np.int64))
+    if isinstance(shard, HubShard):
+        from .wikiart_hub import row_groups_of
+        shard.ensure(row_groups_of(shard.metadata, wanted.tolist()))  # replacements outside the plan: rare
+    pf = shard.parquet_file() if isinstance(shard, HubShard) else pq.ParquetFile(shard)
     start = 0
     for group in range(pf.metadata.num_row_groups):
         stop = start + pf.metadata.row_group(group).num_rows
@@ -247,7 +325,7 @@ def read_image_bytes(shard: Path, local_rows: Sequence[int]) -> Iterator[tuple[i
 
 # --- sampling and writing images --------------------------------------------------------------------------------
 
-def _collect(out: Path, shards: Sequence[Path], index: pd.DataFrame, names: dict, plan: dict[int, np.ndarray],
+def _collect(out: Path, shards: Sequence[Shard], index: pd.DataFrame, names: dict, plan: dict[int, np.ndarray],
              per_class: int, max_side: int, rejects: dict[str, str], report: BuildReport,
              progress: ProgressFn | None) -> tuple[dict[int, list[int]], dict[int, int]]:
     """Walk each genre's sample order until ``per_class`` images are written (or candidates run out).
@@ -286,7 +364,7 @@ def _next_batch(plan: dict[int, np.ndarray], kept: dict[int, list[int]], cursor:
     return batch
 
 
-def _materialise(out: Path, shards: Sequence[Path], index: pd.DataFrame, names: dict, batch: dict[int, int],
+def _materialise(out: Path, shards: Sequence[Shard], index: pd.DataFrame, names: dict, batch: dict[int, int],
                  max_side: int, rejects: dict[str, str], report: BuildReport) -> Iterator[tuple[int, bool]]:
     """(row, written?) for each row of ``batch``: images already on disk first, then the rest shard by shard."""
     todo = []
@@ -420,26 +498,26 @@ def _summarise(report: BuildReport, n_rows: int, names: dict, plan: dict[int, np
     report.notes.append(f"license: {LICENSE}")
 
 
-def _note_leftovers(out: Path, df: pd.DataFrame, shards: Sequence[Path], report: BuildReport) -> None:
+def _note_leftovers(out: Path, df: pd.DataFrame, shards: Sequence[Shard], report: BuildReport) -> None:
     """Say what lies in ``out`` beyond the collection: images of earlier samples, downloaded shards."""
     listed = set(df["path"])
     orphans = [p for p in (out / "images").rglob("*.jpg") if p.relative_to(out).as_posix() not in listed]
     if orphans:
         report.notes.append(f"{len(orphans)} image file(s) under images/ are not in this sample (an earlier build "
                             f"with other settings); the manifest ignores them")
-    if any(out / CACHE in shard.parents for shard in shards):
-        size = sum(shard.stat().st_size for shard in shards) / 1e9
-        report.notes.append(f"hub shards cached in {out / CACHE} ({size:.2f} GB): delete it when no rebuild is needed")
+    if _hub_shards(shards):
+        folder = shards[0].folder
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e9
+        report.notes.append(f"hub data cached in {folder} ({size:.2f} GB): delete it when no rebuild is needed")
 
 
-# --- the hub, over plain HTTP -----------------------------------------------------------------------------------
+# --- where the shards come from ---------------------------------------------------------------------------------
 
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
-def resolve_shards(source: str | os.PathLike, cache: Path, *, endpoint: str | None = None,
-                   progress: DownloadProgressFn | None = None) -> list[Path]:
-    """Local parquet file(s) for ``source``: a file, a folder (searched recursively), or a hub id (downloaded)."""
+def resolve_shards(source: str | os.PathLike, cache: Path, *, endpoint: str | None = None) -> list[Shard]:
+    """The shards of ``source``: a local file, a folder (searched recursively), or a hub id (read by parts)."""
     path = Path(source).expanduser()
     if path.is_file():
         return [path]
@@ -449,167 +527,8 @@ def resolve_shards(source: str | os.PathLike, cache: Path, *, endpoint: str | No
             raise CollectionError(f"no parquet shards (*.parquet) in {path}")
         return shards
     if _REPO_ID.fullmatch(str(source)):
-        return fetch_hub_shards(str(source), cache, endpoint=endpoint, progress=progress)
+        return list(list_shards(str(source), cache, endpoint=endpoint)[1])
     raise CollectionError(f"no such file or folder, and not a hub dataset id (owner/name): {source}")
-
-
-def hub_endpoint(endpoint: str | None = None) -> str:
-    return (endpoint or os.environ.get("ARTLAB_HF_ENDPOINT") or os.environ.get("HF_ENDPOINT")
-            or DEFAULT_ENDPOINT).rstrip("/")
-
-
-def fetch_hub_shards(repo: str, cache: Path, *, endpoint: str | None = None,
-                     progress: DownloadProgressFn | None = None) -> list[Path]:
-    """Download the parquet shards of ``repo``'s train split into ``cache`` (skipping those already there)."""
-    session = _session()
-    base = hub_endpoint(endpoint)
-    paths = []
-    for url in hub_shard_urls(repo, endpoint=base, session=session):
-        target = cache / repo.replace("/", "__") / _safe_name(url)
-        paths.append(download(url, target, session=session, headers=_auth_headers(url, base), progress=progress))
-    return paths
-
-
-def hub_shard_urls(repo: str, *, endpoint: str | None = None, session=None) -> list[str]:
-    """The parquet URLs of ``repo``'s default config, train split, from the hub's dataset API, in shard order."""
-    base = hub_endpoint(endpoint)
-    api = f"{base}/api/datasets/{repo}/parquet/default/train"
-    session = session or _session()
-    try:
-        response = _retrying(f"list the shards of {repo}", lambda: _request(session, api, _auth_headers(api, base),
-                                                                            stream=False))
-    except _NotFound:
-        raise DownloadError(f"no dataset '{repo}' on {base} (HTTP 404 from {api}), and no local file or folder "
-                            f"of that name") from None
-    try:
-        urls = response.json()
-    except ValueError:
-        raise DownloadError(f"the hub's answer for {repo} is not JSON: {api}") from None
-    if isinstance(urls, dict):  # an older answer shape: {"default": {"train": [...]}}
-        urls = urls.get("default", {}).get("train", [])
-    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
-        raise DownloadError(f"the hub lists no parquet shards for {repo} ({api})")
-    return sorted(urls, key=lambda u: _natural_key(Path(urlsplit(u).path)))
-
-
-def download(url: str, target: Path, *, session=None, headers: dict | None = None,
-             progress: DownloadProgressFn | None = None) -> Path:
-    """Fetch ``url`` to ``target`` through ``target.part``, resuming a partial file with an HTTP Range request.
-
-    The finished file is moved onto ``target`` atomically, so a file under its final name is always complete.
-    """
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    session = session or _session()
-    _retrying(f"download {url}", lambda: _download_once(session, url, part, headers or {}, progress))
-    os.replace(part, target)
-    return target
-
-
-class _Transient(Exception):
-    """A failure worth retrying: a dropped connection, a timeout, a 5xx answer, a short body."""
-
-
-class _NotFound(DownloadError):
-    """HTTP 404."""
-
-
-def _retrying(what: str, step: Callable[[], T]) -> T:
-    last: Exception | None = None
-    for attempt in range(RETRIES + 1):
-        if attempt:
-            time.sleep(RETRY_WAIT_S * 2 ** (attempt - 1))
-        try:
-            return step()
-        except _Transient as exc:
-            last = exc
-    raise DownloadError(f"could not {what} after {RETRIES + 1} tries ({last}); run again to resume")
-
-
-def _download_once(session, url: str, part: Path, headers: dict, progress: DownloadProgressFn | None) -> None:
-    """One GET into ``part`` (appending from its current size); raises _Transient when it ends short."""
-    have = part.stat().st_size if part.exists() else 0
-    ask = dict(headers, **({"Range": f"bytes={have}-"} if have else {}))
-    with _request(session, url, ask, stream=True, ok=(200, 206, 416)) as response:
-        if response.status_code == 416:  # nothing left to send: the part is whole, or stale
-            if have and _content_range_total(response) == have:
-                return
-            part.unlink(missing_ok=True)
-            raise _Transient(f"the server refused to resume {url}; starting again")
-        if response.status_code == 200:
-            have = 0  # the server ignored the range: start again
-        elif not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
-            part.unlink(missing_ok=True)
-            raise _Transient(f"the server resumed {url} at the wrong offset; starting again")
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length else None
-        try:
-            with open(part, "ab" if have else "wb") as f:
-                for chunk in response.iter_content(_CHUNK):
-                    f.write(chunk)
-                    have += len(chunk)
-                    if progress:
-                        progress(part.name[:-5], have, total or 0)
-                f.flush()
-                os.fsync(f.fileno())
-        except _network_errors() as exc:
-            raise _Transient(f"connection lost after {have} bytes: {exc}") from None
-    if total is not None and have != total:
-        raise _Transient(f"got {have} of {total} bytes")
-
-
-def _content_range_total(response) -> int:
-    m = re.search(r"/(\d+)$", response.headers.get("Content-Range", ""))
-    return int(m.group(1)) if m else -1
-
-
-def _request(session, url: str, headers: dict, *, stream: bool, ok: tuple[int, ...] = (200,)):
-    """GET with the hub's error statuses turned into one-line DownloadErrors; transient ones raise _Transient."""
-    try:
-        response = session.get(url, headers=headers, stream=stream, timeout=(10, 60))
-    except _network_errors() as exc:
-        raise _Transient(f"{url}: {exc}") from None
-    if response.status_code in ok:
-        return response
-    response.close()
-    if response.status_code in (401, 403):
-        raise DownloadError(f"the hub refused {url} (HTTP {response.status_code}): set HF_TOKEN to a token that "
-                            f"may read this dataset (and accept its terms on the hub)")
-    if response.status_code == 404:
-        raise _NotFound(f"not found on the hub (HTTP 404): {url}")
-    if response.status_code == 429 or response.status_code >= 500:
-        raise _Transient(f"{url}: HTTP {response.status_code}")
-    raise DownloadError(f"unexpected answer from the hub for {url}: HTTP {response.status_code}")
-
-
-def _session():
-    try:
-        import requests
-    except ImportError:
-        raise DownloadError("downloading from the hub needs the `requests` package: pip install requests") from None
-    session = requests.Session()
-    session.headers["User-Agent"] = "artlab (wikiart builder)"
-    return session
-
-
-def _network_errors() -> tuple[type[Exception], ...]:
-    import requests
-    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-
-
-def _auth_headers(url: str, endpoint: str) -> dict:
-    """``$HF_TOKEN`` as a bearer token, sent only to the hub's own host (never to the CDN it redirects to)."""
-    token = os.environ.get("HF_TOKEN")
-    if token and urlsplit(url).netloc == urlsplit(endpoint).netloc:
-        return {"Authorization": f"Bearer {token}"}
-    return {}
-
-
-def _safe_name(url: str) -> str:
-    name = PurePosixPath(urlsplit(url).path).name or "shard.parquet"
-    return re.sub(r"[^\w.-]", "_", name)
 
 
 def _natural_key(path: Path) -> list:
