@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin as requests_urljoin, urlsplit
 
 from ..errors import DownloadError
 
@@ -72,6 +72,7 @@ class Hub:
         self.session = session or _session()
         self.token = token()
         self.received = 0
+        self._cdn: dict[str, str] = {}  # resolve URL -> the CDN URL it redirected to (signed: it can expire)
 
     # --- the repository API ---
 
@@ -104,11 +105,30 @@ class Hub:
 
     # --- bytes ---
 
+    def ranged(self, url: str, start: int, stop: int):
+        """A streaming 206 answer for bytes [start, stop) of a resolve URL.
+
+        The resolve URL is asked once (its 302 names the CDN); later ranges go to the CDN URL directly, and ask the
+        hub again when the CDN refuses it (a signed URL that expired answers 403).
+        """
+        headers = {"Range": f"bytes={start}-{stop - 1}"}
+        if url in self._cdn:
+            try:
+                return self.request("GET", self._cdn[url], url, headers=headers, stream=True, ok=(206,))
+            except DownloadError:
+                del self._cdn[url]
+        first = self.request("GET", url, url, stream=False, ok=(200, 301, 302, 303, 307, 308), redirects=False)
+        if first.is_redirect:
+            first.close()
+            self._cdn[url] = requests_urljoin(url, first.headers["Location"])
+            return self.request("GET", self._cdn[url], url, headers=headers, stream=True, ok=(206,))
+        first.close()
+        return self.request("GET", url, url, headers=headers, stream=True, ok=(206,))
+
     def read_range(self, url: str, start: int, stop: int) -> bytes:
         """Bytes [start, stop) of a file, through the resolve redirect."""
         def once() -> bytes:
-            with self.request("GET", url, url, headers={"Range": f"bytes={start}-{stop - 1}"}, stream=True,
-                              ok=(206,)) as response:
+            with self.ranged(url, start, stop) as response:
                 try:
                     data = response.raw.read(stop - start + 1, decode_content=False)
                 except _network_errors() as exc:
@@ -147,8 +167,7 @@ class Hub:
                 part.unlink()
                 raise _Transient(f"{part.name} was longer than the file: starting again")
             return
-        headers = {"Range": f"bytes={start + have}-{stop - 1}"}
-        with self.request("GET", url, url, headers=headers, stream=True, ok=(206,)) as response:
+        with self.ranged(url, start + have, stop) as response:
             if not response.headers.get("Content-Range", "").startswith(f"bytes {start + have}-"):
                 raise DownloadError(f"the server answered a range of {url} at the wrong offset "
                                     f"({response.headers.get('Content-Range')})")
@@ -168,16 +187,18 @@ class Hub:
     # --- one request, its errors as one line ---
 
     def request(self, method: str, url: str, what: str, *, headers: dict | None = None, stream: bool = False,
-                ok: tuple[int, ...] = (200,)):
+                ok: tuple[int, ...] = (200,), redirects: bool = True):
         """A request with retries for 5xx / dropped connections / short 429s; other failures as one line."""
         ask = dict(headers or {})
         if self.token and urlsplit(url).netloc == urlsplit(self.endpoint).netloc:
             ask["Authorization"] = f"Bearer {self.token}"
-        return _retrying(f"{method} {url}", lambda: self._request_once(method, url, what, ask, stream, ok))
+        return _retrying(f"{method} {url}",
+                         lambda: self._request_once(method, url, what, ask, stream, ok, redirects))
 
-    def _request_once(self, method, url, what, headers, stream, ok):
+    def _request_once(self, method, url, what, headers, stream, ok, redirects):
         try:
-            response = self.session.request(method, url, headers=headers, stream=stream, timeout=(10, 60))
+            response = self.session.request(method, url, headers=headers, stream=stream, timeout=(10, 60),
+                                            allow_redirects=redirects)
         except _network_errors() as exc:
             host = urlsplit(url).netloc
             raise _Transient(f"cannot reach {host} (no network, or the host is down): {type(exc).__name__}",
@@ -193,8 +214,9 @@ def _http_error(response, what: str) -> Exception:
     message = response.headers.get("X-Error-Message", "")
     if code == 429:
         wait = _retry_after(response)
-        return _Transient(f"the hub is rate-limiting requests (HTTP 429){f'; it asks to wait {wait:.0f} s' if wait else ''}"
-                          f": wait and run again (it resumes)", wait=wait)
+        asks = f"; it asks to wait {wait:.0f} s" if wait else ""
+        return _Transient(f"the hub is rate-limiting requests (HTTP 429){asks}: wait and run again (it resumes)",
+                          wait=wait)
     if code >= 500:
         return _Transient(f"{response.url}: HTTP {code}")
     if code in (401, 403) and error != "RepoNotFound" and error != "EntryNotFound":
@@ -350,16 +372,24 @@ class SegmentFile(io.RawIOBase):
         return self.pos
 
     def readinto(self, buffer) -> int:
-        want = min(len(buffer), self.size - self.pos)
-        if want <= 0:
-            return 0
-        for start, path, length in self.segments:
-            if start <= self.pos < start + length:
-                n = min(want, start + length - self.pos)
-                with open(path, "rb") as f:
-                    f.seek(self.pos - start)
-                    data = f.read(n)
-                buffer[:len(data)] = data
-                self.pos += len(data)
-                return len(data)
-        raise OSError(f"byte {self.pos} of the file was not downloaded")
+        want, done = min(len(buffer), self.size - self.pos), 0
+        while done < want:
+            segment = self._segment_at(self.pos, short_ok=done > 0)
+            if segment is None:  # a read past a column chunk's end (pyarrow pads some reads): what is there
+                break
+            start, path, length = segment
+            with open(path, "rb") as f:
+                f.seek(self.pos - start)
+                data = f.read(min(want - done, start + length - self.pos))
+            buffer[done:done + len(data)] = data
+            done += len(data)
+            self.pos += len(data)
+        return done
+
+    def _segment_at(self, pos: int, short_ok: bool) -> tuple[int, Path, int] | None:
+        for segment in self.segments:
+            if segment[0] <= pos < segment[0] + segment[2]:
+                return segment
+        if short_ok:
+            return None
+        raise OSError(f"byte {pos} of the file was not downloaded")

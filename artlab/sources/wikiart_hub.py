@@ -16,6 +16,7 @@ import bisect
 import itertools
 import re
 import struct
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 
 from ..errors import DownloadError
 from ..io import atomic_save, atomic_write_bytes
-from .hub import Hub, RangeReader, RemoteFile, SegmentFile
+from .hub import Hub, RemoteFile, SegmentFile
 
 SHARD_FOLDER = "data"
 _SHARD_NAME = re.compile(r"train-(\d+)-of-(\d+)\.parquet")
@@ -84,19 +85,28 @@ class HubShard:
         """The label columns of every row (cached): the image bytes are never read here."""
         cached = self.folder / f"{self.name}.labels.parquet"
         if not cached.is_file():
-            pf = pq.ParquetFile(RangeReader(self.hub, self.remote), metadata=self.metadata, pre_buffer=False)
-            table = pf.read(columns=columns)
+            with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
+                segments = {self.footer_start(): self.footer_file}
+                for group in range(self.metadata.num_row_groups):  # one range a row group: the columns adjoin
+                    start, stop = self.group_span(group, columns)
+                    segments[start] = Path(tmp) / f"{group}"
+                    segments[start].write_bytes(self.hub.read_range(self.remote.url, start, stop))
+                pf = pq.ParquetFile(SegmentFile(self.remote.size, segments), metadata=self.metadata,
+                                    pre_buffer=False)  # pre-buffering merges ranges across small gaps
+                table = pf.read(columns=columns)
             atomic_save(cached, lambda tmp: pq.write_table(table, tmp))
         return pq.read_table(cached)
 
     # --- the row groups ---
 
-    def group_span(self, group: int) -> tuple[int, int]:
-        """[start, stop) of a row group's column chunks in the file."""
+    def group_span(self, group: int, columns: list[str] | None = None) -> tuple[int, int]:
+        """[start, stop) of a row group's column chunks (of ``columns`` only: dotted leaf paths) in the file."""
         rg = self.metadata.row_group(group)
         starts, stops = [], []
         for c in range(rg.num_columns):
             col = rg.column(c)
+            if columns is not None and col.path_in_schema not in columns:
+                continue
             start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
             starts.append(start)
             stops.append(start + col.total_compressed_size)

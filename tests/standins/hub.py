@@ -126,6 +126,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    wbufsize = 1 << 16  # headers and body leave in one write, as a real server sends them (no Nagle stalls)
 
     @property
     def s(self) -> Standin:
