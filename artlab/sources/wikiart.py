@@ -116,7 +116,7 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     if _hub_shards(shards):
         fetch = plan_fetch(shards, index, plan, per_class, str(source))
         _prefetch(shards, fetch, download_progress)
-        report.notes.append(f"{source} at commit {fetch.sha}: fetched {len(_flat(fetch.groups))} of "
+        report.notes.append(f"{source} at commit {fetch.sha}: the sample is in {len(_flat(fetch.groups))} of "
                             f"{fetch.groups_total} row groups ({fetch.bytes_needed / 1e6:.1f} of "
                             f"{fetch.bytes_dataset / 1e6:.1f} MB)")
     kept, tried = _collect(out, shards, index, names, plan, per_class, max_side, rejects, report, progress)
