@@ -202,7 +202,17 @@ def test_a_gated_dataset_asks_for_a_token_and_takes_the_login_file(standin, tmp_
     standin.log.clear()
     build_wikiart(tmp_path / "b", per_class=3, max_side=64)
     assert len(read_manifest(tmp_path / "b")) == 12
-    assert cdn_requests(standin)
+    assert cdn_requests(standin) and standin.authorised_on_cdn == 0, "the token stays on the hub's host"
+
+
+def test_a_full_disk_is_one_line_and_keeps_nothing_half_named(standin, files, tmp_path):
+    client = hub_client.Hub()
+    name = "data/train-00000-of-00005.parquet"
+    target = tmp_path / "shard.parquet"
+    (tmp_path / "shard.parquet.part").symlink_to("/dev/full")  # writes there fail with ENOSPC, as on a full disk
+    with pytest.raises(DownloadError, match=r"^disk full writing .*shard.parquet.part: free space there"):
+        client.fetch(client.resolve_url(REPO, SHA, name), target, 0, len(files[name]))
+    assert not target.exists()
 
 
 def test_no_network_and_no_dataset_are_one_line(standin, tmp_path, capsys, monkeypatch):

@@ -275,7 +275,13 @@ class _writing:
         except OSError as exc:
             raise _disk_error(exc, self.path) from None
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:  # already failing: close without a second error hiding the first
+            try:
+                self.f.close()
+            except OSError:
+                pass
+            return False
         try:
             self.f.flush()
             os.fsync(self.f.fileno())

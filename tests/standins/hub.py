@@ -85,6 +85,7 @@ class Standin:
         self.cut: dict[str, int] = {}
         self.corrupt: dict[str, int] = {}
         self.served: dict[str, int] = {}
+        self.authorised_on_cdn = 0  # requests that carried an Authorization header to the CDN (the token leaked)
         self.log: list[tuple[str, str, str, str | None]] = []
         self.lock = threading.Lock()
         self.hub = _Server(self, _HubHandler)
@@ -299,6 +300,9 @@ class _CdnHandler(_Handler):
 
     def do_GET(self):
         self._log()
+        if self.headers.get("Authorization"):
+            with self.s.lock:
+                self.s.authorised_on_cdn += 1
         sha256 = urlsplit(self.path).path.rsplit("/", 1)[-1]
         data = self.s.blob(sha256)
         if data is None:
