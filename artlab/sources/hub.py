@@ -328,35 +328,6 @@ def _network_errors() -> tuple[type[Exception], ...]:
             urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError)
 
 
-class RangeReader(io.RawIOBase):
-    """A read-only, seekable file over HTTP Range reads, for pyarrow to read a parquet footer and chosen columns."""
-
-    def __init__(self, hub: Hub, remote: RemoteFile):
-        self.hub, self.remote, self.pos = hub, remote, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self.pos = {0: offset, 1: self.pos + offset, 2: self.remote.size + offset}[whence]
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, buffer) -> int:
-        stop = min(self.pos + len(buffer), self.remote.size)
-        if stop <= self.pos:
-            return 0
-        data = self.hub.read_range(self.remote.url, self.pos, stop)
-        buffer[:len(data)] = data
-        self.pos = stop
-        return len(data)
-
-
 class SegmentFile(io.RawIOBase):
     """A file of ``size`` bytes of which only some segments are on disk: {start: path}. Reading a gap is a bug."""
 

@@ -160,6 +160,7 @@ def plan_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_c
         lines += [f"fetch: {len(_flat(fetch.groups))} of {fetch.groups_total} row groups in {len(fetch.groups)} of "
                   f"{len(shards)} shards, {_size(fetch.bytes_needed)} of the dataset's {_size(fetch.bytes_dataset)}; "
                   f"still to download: {fetch.bytes_missing} bytes ({_size(fetch.bytes_missing)})",
+                  f"read for this plan: {_size(shards[0].hub.received)} (footers and label columns, kept in the cache)",
                   f"cache: {fetch.cache}"]
     return lines
 
