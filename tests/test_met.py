@@ -182,6 +182,8 @@ def _handler(fake: FakeMet):
             record = dict(fake.records[oid])
             for key, size in (("primaryImageSmall", "small"), ("primaryImage", "original")):
                 record[key] = "" if kind == "noimage" else f"{fake.base}/images/{size}/{oid}.jpg"
+            if kind == "noimage":  # as a rights-restricted record: no other views either
+                record["additionalImages"] = []
             self._send(200, json.dumps(record).encode(), {"Content-Type": "application/json"})
 
         def _file(self, data: bytes):
@@ -375,7 +377,8 @@ def test_build_with_failures_then_resume(tmp_path, fake_met, objects_csv, exclus
         assert oid not in ids and not (out / "images" / f"{oid}.jpg").exists()
     assert report.dropped["image unavailable: image does not decode (truncated or corrupt)"] == 1
     assert report.dropped["image unavailable: no record/image (404)"] == 1
-    assert report.dropped["image unavailable: no image in the Met record (rights restricted?)"] == 1
+    assert report.dropped["image unavailable: no primaryImage nor additionalImages in the Met record (rights "
+                          "restricted?)"] == 1
     with open(out / "failures.csv") as f:
         assert sorted(r["object_id"] for r in csv.DictReader(f)) == sorted([FRENCH[2], ITALIAN[1], FRENCH[3]], key=int)
     # Table 1 adds up, and matches the manifest

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,8 @@ import pytest
 from PIL import Image
 
 from artlab.collection.contract import read_manifest
-from artlab.errors import ConfigError, DownloadError
-from artlab.collection import http, wikiart
+from artlab.errors import ConfigError
+from artlab.collection import wikiart
 from artlab.collection.wikiart import sample as wikiart_sample
 from artlab.collection.wikiart import build_wikiart
 
@@ -233,124 +231,4 @@ def test_not_a_wikiart_source(tmp_path):
         build(tmp_path / "c", tmp_path / "missing folder")
 
 
-# --- the hub, served from 127.0.0.1 -----------------------------------------------------------------------------
-
-class FakeHub(ThreadingHTTPServer):
-    def __init__(self, files: dict[str, bytes], token: str | None = None):
-        super().__init__(("127.0.0.1", 0), HubHandler)
-        self.files, self.token, self.log, self.cut, self.busy = files, token, [], {}, {}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class HubHandler(BaseHTTPRequestHandler):
-    server: FakeHub
-
-    def do_GET(self):
-        hub = self.server
-        hub.log.append((self.path, self.headers.get("Range"), self.headers.get("Authorization")))
-        if hub.token and self.headers.get("Authorization") != f"Bearer {hub.token}":
-            return self.send_error(401)
-        if self.path == "/api/datasets/huggan/wikiart/parquet/default/train":
-            # Out of order on purpose: shard order must come from the names (2 before 10), not the answer.
-            return self._send(200, json.dumps([f"{hub.url}/files/{n}" for n in reversed(hub.files)]).encode())
-        name = self.path.removeprefix("/files/")
-        if name not in hub.files:
-            return self.send_error(404)
-        if hub.busy.get(name):
-            hub.busy[name] -= 1
-            return self.send_error(503)
-        data, start = hub.files[name], int((self.headers.get("Range") or "bytes=0-")[6:].split("-")[0])
-        headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if start else {}
-        body = data[start:]
-        if hub.cut.get(name):  # promise the whole body, send half, hang up
-            hub.cut[name] -= 1
-            return self._send(206 if start else 200, body, headers, stop_after=len(body) // 2)
-        self._send(206 if start else 200, body, headers)
-
-    def _send(self, status, body, headers=None, stop_after=None):
-        self.send_response(status)
-        for k, v in {"Content-Length": str(len(body)), **(headers or {})}.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body[:stop_after])
-        self.wfile.flush()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture()
-def hub(shards):
-    files = {f"{i}.parquet": p.read_bytes() for i, p in enumerate(sorted(shards.glob("*.parquet")))}
-    server = FakeHub(files)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch):
-    monkeypatch.setattr(http, "RETRY_WAIT_S", 0.0)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-
-
-def test_hub_build_matches_the_local_build_and_caches_shards(tmp_path, shards, hub, monkeypatch):
-    hub.token = "hf_secret"
-    monkeypatch.setenv("HF_TOKEN", "hf_secret")
-    monkeypatch.setenv("ARTLAB_HF_ENDPOINT", hub.url)
-    hub.busy["2.parquet"] = 1  # a 503 is retried
-    fetched = []
-    build_wikiart(tmp_path / "hub", per_class=3, max_side=64, download_progress=lambda *a: fetched.append(a))
-    assert {name for name, _, _ in fetched} == set(hub.files)
-    assert ("1.parquet", len(hub.files["1.parquet"]), len(hub.files["1.parquet"])) in fetched
-    build(tmp_path / "local", shards)
-    assert list(read_manifest(tmp_path / "hub")["id"]) == list(read_manifest(tmp_path / "local")["id"])
-    cache = tmp_path / "hub" / ".cache" / "huggan__wikiart"
-    assert {p.name: p.read_bytes() for p in cache.glob("*.parquet")} == hub.files
-    assert all(auth == "Bearer hf_secret" for _, _, auth in hub.log)
-    before = len(hub.log)
-    build_wikiart(tmp_path / "hub", per_class=3, max_side=64)
-    assert [path for path, _, _ in hub.log[before:]] == ["/api/datasets/huggan/wikiart/parquet/default/train"]
-
-
-def test_an_interrupted_download_resumes_with_a_range_request(tmp_path, hub, monkeypatch):
-    monkeypatch.setattr(http, "CHUNK", 1024)  # the test shards are small: lose at most 1 KiB when cut
-    hub.cut["1.parquet"] = 1
-    urls = wikiart.hub_shard_urls("huggan/wikiart", endpoint=hub.url)
-    assert [u.rsplit("/", 1)[1] for u in urls] == ["0.parquet", "1.parquet", "2.parquet"]
-    target = wikiart.download(urls[1], tmp_path / "1.parquet")
-    assert target.read_bytes() == hub.files["1.parquet"]
-    ranges = [rng for path, rng, _ in hub.log if path == "/files/1.parquet"]
-    assert len(ranges) == 2 and ranges[0] is None
-    resumed_at = int(ranges[1].removeprefix("bytes=").removesuffix("-"))
-    assert 0 < resumed_at <= len(hub.files["1.parquet"]) // 2
-    assert not (tmp_path / "1.parquet.part").exists()
-
-
-def test_a_download_that_keeps_failing_leaves_a_part_that_the_next_run_resumes(tmp_path, hub, monkeypatch):
-    monkeypatch.setattr(http, "RETRIES", 1)
-    monkeypatch.setattr(http, "CHUNK", 1024)
-    hub.cut["0.parquet"] = 2
-    url, target = f"{hub.url}/files/0.parquet", tmp_path / "0.parquet"
-    with pytest.raises(DownloadError, match="after 2 tries.*run again to resume"):
-        wikiart.download(url, target)
-    part = tmp_path / "0.parquet.part"
-    assert not target.exists() and 0 < part.stat().st_size < len(hub.files["0.parquet"])
-    have = part.stat().st_size
-    wikiart.download(url, target)
-    assert target.read_bytes() == hub.files["0.parquet"]
-    assert hub.log[-1][1] == f"bytes={have}-"
-
-
-def test_hub_errors_are_one_clear_line(tmp_path, hub):
-    hub.token = "hf_secret"
-    with pytest.raises(DownloadError, match="HTTP 401.*HF_TOKEN"):
-        wikiart.hub_shard_urls("huggan/wikiart", endpoint=hub.url)
-    hub.token = None
-    with pytest.raises(DownloadError, match="no dataset .someone/nothing-here. on .*HTTP 404.*no local file"):
-        build_wikiart(tmp_path / "c", source="someone/nothing-here", endpoint=hub.url)
+# The hub itself (repository files, plan, resume, errors) is tested in tests/test_hub.py against tests/standins/hub.py.

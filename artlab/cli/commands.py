@@ -39,9 +39,13 @@ def cmd_data(a) -> int:
         report = build_folder(Path(a.src), Path(a.out), label=a.label, csv=Path(a.csv) if a.csv else None,
                               max_side=a.max_side, progress=progress)
     elif a.source == "wikiart":
-        from artlab.collection.wikiart import build_wikiart
-        report = build_wikiart(Path(a.out), genres=tuple(a.genres.split(",")), per_class=a.per_class, seed=a.seed,
-                               max_side=a.max_side, source=a.from_, progress=progress)
+        from artlab.collection.wikiart import build_wikiart, plan_wikiart
+        options = dict(genres=tuple(a.genres.split(",")), per_class=a.per_class, seed=a.seed, source=a.from_)
+        if a.plan:
+            print("\n".join(plan_wikiart(Path(a.out), **options)))
+            return 0
+        report = build_wikiart(Path(a.out), max_side=a.max_side, progress=progress,
+                               download_progress=_byte_bar(), **options)
     else:
         from artlab.collection.met import build_met
         report = build_met(Path(a.out), a.objects, api=a.api, min_per_class=a.min_per_class,
@@ -51,6 +55,21 @@ def cmd_data(a) -> int:
     print("\n".join(report.lines()))
     print(f"collection written to {a.out}")
     return 0
+
+
+def _byte_bar():
+    """A tqdm bar in bytes for a download, shown once there is something to fetch."""
+    from tqdm import tqdm
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state and total:
+            state["bar"] = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="downloading")
+        if "bar" in state:
+            state["bar"].update(done - state["bar"].n)
+            if done >= total:
+                state["bar"].close()
+    return update
 
 
 def cmd_train(a) -> int:
@@ -138,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     wiki.add_argument("--seed", type=int, default=0)
     wiki.add_argument("--from", dest="from_", default="huggan/wikiart", metavar="HUB_ID_OR_FOLDER",
                       help="hub id or a local folder of parquet")
+    wiki.add_argument("--plan", action="store_true",
+                      help="print the rows per genre, the sample, the bytes to fetch and the cache; download no image")
     met = d.add_parser("met", help="Met Open Access paintings with culture labels (MetObjects.csv + the Met API)")
     met.add_argument("--objects", required=True, help="MetObjects.csv: a path or its URL")
     met.add_argument("--api", default="https://collectionapi.metmuseum.org")

@@ -23,9 +23,14 @@ Progress = Callable[[int, int], None]
 # --- images ------------------------------------------------------------------------------------------------------
 
 def image_url(record: dict, original: bool = False) -> str:
-    """The record's web-size image (``primaryImageSmall``), or the full-size scan with ``original``."""
+    """The record's web-size image (``primaryImageSmall``), or the full-size scan with ``original``.
+
+    Some public-domain records have an empty ``primaryImage`` but other views in ``additionalImages`` (full-size
+    scans): the first of those stands in; a record with neither is dropped with its reason.
+    """
     first, second = ("primaryImage", "primaryImageSmall") if original else ("primaryImageSmall", "primaryImage")
-    return record.get(first) or record.get(second) or ""
+    extra = [u for u in record.get("additionalImages") or [] if isinstance(u, str) and u]
+    return record.get(first) or record.get(second) or (extra[0] if extra else "")
 
 
 def decodes(path: Path) -> bool:
@@ -60,7 +65,7 @@ def fetch_image(client: MetClient, object_id: str, target: Path, *, max_side: in
     api_url = client.object_url(object_id)
     url = image_url(client.get_json(api_url), original)
     if not url:
-        raise Unavailable("no image in the Met record (rights restricted?)", api_url)
+        raise Unavailable("no primaryImage nor additionalImages in the Met record (rights restricted?)", api_url)
     for attempt in range(client.retries + 1):
         data = client.get(url).content
         try:

@@ -63,3 +63,5 @@ REJECTS = "wikiart-rejects.json"
 
 
 ProgressFn = Callable[[int, int], None]
+#: Bytes fetched so far, bytes this build fetches.
+DownloadProgressFn = Callable[[int, int], None]

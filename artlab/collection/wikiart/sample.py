@@ -18,6 +18,7 @@ from artlab.images import encode_jpeg, fit_within, load_image
 from artlab.io import atomic_write_bytes
 from artlab.collection.rules import WIKIART_GENRES
 from artlab.collection.wikiart.names import ARTIST_DISPLAY, CACHE, LICENSE, REJECTS, ProgressFn
+from artlab.collection.wikiart.remote import Shard, hub_shards
 from artlab.collection.wikiart.shards import read_image_bytes
 
 
@@ -56,7 +57,7 @@ def sample_order(index: pd.DataFrame, genre: int, seed: int) -> np.ndarray:
 
 # --- sampling and writing images --------------------------------------------------------------------------------
 
-def _collect(out: Path, shards: Sequence[Path], index: pd.DataFrame, names: dict, plan: dict[int, np.ndarray],
+def _collect(out: Path, shards: Sequence[Shard], index: pd.DataFrame, names: dict, plan: dict[int, np.ndarray],
              per_class: int, max_side: int, rejects: dict[str, str], report: BuildReport,
              progress: ProgressFn | None) -> tuple[dict[int, list[int]], dict[int, int]]:
     """Walk each genre's sample order until ``per_class`` images are written (or candidates run out).
@@ -95,7 +96,7 @@ def _next_batch(plan: dict[int, np.ndarray], kept: dict[int, list[int]], cursor:
     return batch
 
 
-def _materialise(out: Path, shards: Sequence[Path], index: pd.DataFrame, names: dict, batch: dict[int, int],
+def _materialise(out: Path, shards: Sequence[Shard], index: pd.DataFrame, names: dict, batch: dict[int, int],
                  max_side: int, rejects: dict[str, str], report: BuildReport) -> Iterator[tuple[int, bool]]:
     """(row, written?) for each row of ``batch``: images already on disk first, then the rest shard by shard."""
     todo = []
@@ -229,13 +230,14 @@ def _summarise(report: BuildReport, n_rows: int, names: dict, plan: dict[int, np
     report.notes.append(f"license: {LICENSE}")
 
 
-def _note_leftovers(out: Path, df: pd.DataFrame, shards: Sequence[Path], report: BuildReport) -> None:
+def _note_leftovers(out: Path, df: pd.DataFrame, shards: Sequence[Shard], report: BuildReport) -> None:
     """Say what lies in ``out`` beyond the collection: images of earlier samples, downloaded shards."""
     listed = set(df["path"])
     orphans = [p for p in (out / "images").rglob("*.jpg") if p.relative_to(out).as_posix() not in listed]
     if orphans:
         report.notes.append(f"{len(orphans)} image file(s) under images/ are not in this sample (an earlier build "
                             f"with other settings); the manifest ignores them")
-    if any(out / CACHE in shard.parents for shard in shards):
-        size = sum(shard.stat().st_size for shard in shards) / 1e9
-        report.notes.append(f"hub shards cached in {out / CACHE} ({size:.2f} GB): delete it when no rebuild is needed")
+    if hub_shards(shards):
+        folder = shards[0].folder
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e9
+        report.notes.append(f"hub data cached in {folder} ({size:.2f} GB): delete it when no rebuild is needed")

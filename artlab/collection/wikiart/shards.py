@@ -1,8 +1,11 @@
-"""Reading the parquet shards: the cheap label columns of every row first, then the image bytes of chosen rows."""
+"""Where the parquet shards come from (a local file or folder, or the hub's repository read by parts: remote.py), and
+reading them: the cheap label columns of every row first, then the image bytes of chosen rows."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -12,23 +15,51 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from artlab.collection.wikiart.names import ARTIST_NAMES, CACHE, GENRE_NAMES, STYLE_NAMES
+from artlab.collection.wikiart.remote import HubShard, Shard, list_shards, row_groups_of
 from artlab.errors import CollectionError
-from artlab.collection.wikiart.names import ARTIST_NAMES, GENRE_NAMES, STYLE_NAMES
+
+
+# --- where the shards come from ---------------------------------------------------------------------------------
+
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def resolve_shards(source: str | os.PathLike, cache: Path, *, endpoint: str | None = None) -> list[Shard]:
+    """The shards of ``source``: a local file, a folder (searched recursively), or a hub id (read by parts)."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        shards = sorted((p for p in path.rglob("*.parquet") if CACHE not in p.parts), key=_natural_key)
+        if not shards:
+            raise CollectionError(f"no parquet shards (*.parquet) in {path}")
+        return shards
+    if _REPO_ID.fullmatch(str(source)):
+        return list(list_shards(str(source), cache, endpoint=endpoint)[1])
+    raise CollectionError(f"no such file or folder, and not a hub dataset id (owner/name): {source}")
+
+
+def _natural_key(path: Path) -> list:
+    """'2.parquet' before '10.parquet': shard order is the dataset's row order."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
 
 
 # --- reading the shards -----------------------------------------------------------------------------------------
 
-def read_index(shards: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, Sequence[str]]]:
+def read_index(shards: Sequence[Shard]) -> tuple[pd.DataFrame, dict[str, Sequence[str]]]:
     """One row per dataset row: global ``row``, ``shard``, ``local`` row, ``genre``, ``artist``, ``style``, ``file``.
 
     Reads only the label columns and the image's file name, never the image bytes.
     """
     frames, offset, names = [], 0, None
     for i, shard in enumerate(shards):
-        pf = _open_parquet(shard)
-        names = names or _label_names(pf.schema_arrow)
-        columns = _check_schema(pf.schema_arrow, shard)
-        table = pf.read(columns=columns)
+        hub = isinstance(shard, HubShard)
+        pf = None if hub else _open_parquet(shard)
+        schema = shard.schema if hub else pf.schema_arrow
+        names = names or _label_names(schema)
+        columns = _check_schema(schema, shard)
+        table = shard.read_labels(columns) if hub else pf.read(columns=columns)
         n = table.num_rows
         frame = pd.DataFrame({"row": np.arange(offset, offset + n), "shard": i, "local": np.arange(n)})
         for col in ("genre", "artist", "style"):
@@ -46,7 +77,7 @@ def _open_parquet(shard: Path) -> pq.ParquetFile:
         raise CollectionError(f"not a readable parquet shard: {shard} ({exc})") from None
 
 
-def _check_schema(schema: pa.Schema, shard: Path) -> list[str]:
+def _check_schema(schema: pa.Schema, shard: Shard) -> list[str]:
     if "genre" not in schema.names or "image" not in schema.names:
         raise CollectionError(f"{shard.name} is not a WikiArt shard: it needs 'image' and 'genre' columns "
                               f"(it has: {', '.join(schema.names)})")
@@ -84,10 +115,12 @@ def _label_names(schema: pa.Schema) -> dict[str, Sequence[str]]:
     return names
 
 
-def read_image_bytes(shard: Path, local_rows: Sequence[int]) -> Iterator[tuple[int, bytes | None]]:
+def read_image_bytes(shard: Shard, local_rows: Sequence[int]) -> Iterator[tuple[int, bytes | None]]:
     """(local row, image bytes) for the given rows of one shard, reading only the row groups that hold them."""
-    pf = pq.ParquetFile(shard)
     wanted = np.sort(np.asarray(local_rows, dtype=np.int64))
+    if isinstance(shard, HubShard):
+        shard.ensure(row_groups_of(shard.metadata, wanted.tolist()))  # replacements outside the plan: rare
+    pf = shard.parquet_file() if isinstance(shard, HubShard) else pq.ParquetFile(shard)
     start = 0
     for group in range(pf.metadata.num_row_groups):
         stop = start + pf.metadata.row_group(group).num_rows
