@@ -51,12 +51,18 @@ class RateLimiter:
         self._stop = stop
 
     def acquire(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        stopped = self._stop.wait(slot - now) if slot > now else self._stop.is_set()
-        if stopped:
+        # The next slot counts from when a request really leaves, not from a schedule made in advance: a thread that
+        # wakes late on a busy machine must not let the threads queued behind it leave in a burst.
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                if now >= self._next:
+                    self._next = now + self.interval
+                    break
+                delay = self._next - now
+            if self._stop.wait(delay):
+                raise Stopped
+        if self._stop.is_set():
             raise Stopped
 
     def pause(self, seconds: float) -> None:
