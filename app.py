@@ -67,6 +67,7 @@ def model_card(card: dict) -> None:
                 f"{task.get('collection_source', 'an unnamed collection')}: {sizes.get('train', '?')} to learn from, "
                 f"{sizes.get('val', '?')} to decide when to stop, {sizes.get('test', '?')} kept aside to test it. "
                 f"Licences: {'; '.join(task.get('licenses', [])) or 'not recorded'}.")
+    st.markdown(f"**How it was tested.** {split_words(task)}")
     if m:
         ft, kn = m["finetuned"], m["knn"]
         st.markdown(f"**How often it is right** on the {ft.get('n', sizes.get('test', '?'))} test paintings: "
@@ -74,6 +75,17 @@ def model_card(card: dict) -> None:
                     f"(the baseline gives the majority {label} among the {kn.get('k', '?')} most similar training "
                     "paintings).")
     caveat(task, m)
+    if card.get("deviations"):
+        st.markdown("**Where it departs from the study it reproduces:**\n" +
+                    "\n".join(f"- {d}" for d in card["deviations"]))
+
+
+def split_words(task: dict) -> str:
+    if task.get("group_by_artist"):
+        return ("On paintings by artists it never saw in training: each named artist's paintings are all in one of "
+                "the three groups (anonymous and unidentified artists may fall in any).")
+    return ("On paintings picked at random, so a painter it learned from may also appear among the test paintings "
+            "(the studies split this way; it flatters a model that recognises the painter).")
 
 
 def caveat(task: dict, metrics: dict) -> None:

@@ -17,7 +17,7 @@ log = logging.getLogger("artlab")
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     from .backbones import backbone_names
-    from .config import OPTIMIZERS, SCHEDULERS
+    from .config import EMBEDDING_LAYERS, KNN_METRICS, OPTIMIZERS, SCHEDULERS
     from .models import HEADS, METHODS
     p.add_argument("--collection", required=True, help="collection folder (with manifest.csv)")
     p.add_argument("--label", default="genre", help="label column: genre or culture")
@@ -37,7 +37,15 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-per-class", type=int, default=None)
     p.add_argument("--classes", default=None, help="comma-separated subset of classes")
     p.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
-    p.add_argument("--cache-views", type=int, default=4, help="augmented views cached for partial/transfer (0: off)")
+    p.add_argument("--cache-views", type=int, default=None,
+                   help="augmented views cached for partial/transfer (0: a fresh augmentation every epoch, the "
+                        "studies' way; default 0 on CUDA, 4 on a CPU)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout in the head (default 0: the studies use none)")
+    p.add_argument("--knn-metric", default="cosine", choices=KNN_METRICS,
+                   help="the kNN baseline's distance (default cosine; euclidean is scikit-learn's default)")
+    p.add_argument("--embedding-layer", default="backbone", choices=EMBEDDING_LAYERS,
+                   help="features of the class geometry: the backbone's pooled features (default, the culture "
+                        "study's) or the head's penultimate layer")
     p.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
@@ -57,8 +65,8 @@ def config_from_args(a: argparse.Namespace):
         batch_size=a.batch_size, seed=a.seed, split=ratios, group_by_artist=a.group_by_artist,
         min_per_class=a.min_per_class, max_per_class=a.max_per_class,
         classes=tuple(c.strip() for c in a.classes.split(",")) if a.classes else None,
-        class_weights=a.class_weights, cache_views=a.cache_views, weights_file=a.weights, device=a.device,
-        workers=a.workers)
+        class_weights=a.class_weights, cache_views=a.cache_views, dropout=a.dropout, knn_metric=a.knn_metric,
+        embedding_layer=a.embedding_layer, weights_file=a.weights, device=a.device, workers=a.workers)
 
 
 # --- commands ---------------------------------------------------------------------------------------------------
@@ -120,7 +128,17 @@ def metrics_table(run) -> str:
     lines += [f"{name:<22}" + "".join(f"{v:>14.3f}" for v in row) for name, row in table.iterrows()]
     lines.append("per-class recall: " + ", ".join(
         f"{c} {ft['per_class'][c]['recall']:.2f}/{kn['per_class'][c]['recall']:.2f}" for c in run.classes))
+    lines.append(deviations_text(run.card))
     return "\n".join(lines)
+
+
+def deviations_text(card: dict) -> str:
+    """Where the run departs from its study, one sentence a line (under the metrics table)."""
+    from .protocol import study_of
+    study = study_of(card["task"]["label"], card.get("head", "")).study
+    split = "artist-disjoint" if card["task"].get("group_by_artist") else "random"
+    return "\n".join([f"split: {split}; where this run departs from the {study}:"]
+                     + [f"  - {d}" for d in card.get("deviations") or []])
 
 
 def cmd_evaluate(a) -> int:

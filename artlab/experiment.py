@@ -14,7 +14,15 @@ A config (see ``configs/*.toml``)::
     name = "densenet121-partial"
     backbone = "densenet121"
     [published.resnet50-finetune-plateau]           # optional: the paper's figures, shown beside ours
-    top1 = 0.718                                    #   (top1, top3, knn_top1, knn_top3; fractions, not percent)
+    top1 = 0.718                                    #   (val, top1, top3, precision, recall, f1 and the same with
+                                                    #   knn_; fractions, not percent)
+    [[published_row]]                               # optional, instead of [published.NAME]: a published row with
+    name = "resnet50-finetune-plateau"              #   no figures found (yet), so it still runs first and is
+                                                    #   marked "published"
+
+Rows with published figures run first (in config order), then the others, marked "extension" in the table's ``row``
+column: what the grid adds to the paper. Precision, recall and F1 are compared with artlab's weighted averages
+(``published_averaging = "macro"`` at the top level to compare with the macro ones instead).
 
 Paths (``out``, ``collection``, ``weights_file``) are relative to the config file's folder; ``${VAR}`` and
 ``${VAR:-default}`` are expanded in every string. ``collection = "demo:PATH"`` names the CC0 demo collection in PATH,
@@ -45,15 +53,20 @@ from .io import atomic_save, atomic_write_text
 from .progress import Progress
 from .runs import CARD, RUN_FILES, UMAP
 
-TOP_KEYS = ("description", "out", "base", "grid", "runs", "published")
+TOP_KEYS = ("description", "out", "base", "grid", "runs", "published", "published_row", "published_averaging")
 ROW_OPTIONS = {"umap": bool}  # experiment options a row may set besides the TrainConfig fields
 PATH_FIELDS = ("collection", "weights_file")
 DEMO_PREFIX = "demo:"
-PUBLISHED_KEYS = ("top1", "top3", "knn_top1", "knn_top3")
+PUBLISHED_KEYS = ("val", "top1", "top3", "precision", "recall", "f1",
+                  "knn_val", "knn_top1", "knn_top3", "knn_precision", "knn_recall", "knn_f1")
+AVERAGINGS = ("weighted", "macro")
 RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
-COLUMNS = ("name", "backbone", "method", "head", "optimizer", "scheduler", "epochs", "val_acc", "top1", "top3",
-           "knn_top1", "knn_top3", "knn_k", "train_s", "total_s", "status", "error")
-TEXT_COLUMNS = {"name", "backbone", "method", "head", "optimizer", "scheduler", "status", "error"}
+COLUMNS = ("name", "row", "backbone", "method", "head", "optimizer", "scheduler", "split", "epochs", "val", "top1",
+           "top3", "precision", "recall", "f1", "knn_val", "knn_top1", "knn_top3", "knn_precision", "knn_recall",
+           "knn_f1", "knn_k", "train_s", "total_s", "status", "error")
+TEXT_COLUMNS = {"name", "row", "backbone", "method", "head", "optimizer", "scheduler", "split", "status", "error"}
+#: Columns shown only when the config publishes a figure for them (the genre table; the culture one has none).
+OPTIONAL = {"precision", "recall", "f1", "knn_val", "knn_precision", "knn_recall", "knn_f1"}
 TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
@@ -71,6 +84,7 @@ class Experiment:
     rows: list[Row]
     description: str = ""
     published: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    averaging: str = "weighted"
     demo_dirs: frozenset[Path] = frozenset()  # collections to build with build_demo when missing
 
     def folder(self, row: Row) -> Path:
@@ -100,8 +114,13 @@ def read_experiment(path: str | Path) -> Experiment:
     rows = [_make_row(name, {**base, **over}, ctx) for name, over in settings]
     _check_unique([r.name for r in rows], path.name)
     published = _published(raw, {r.name for r in rows}, path.name)
+    rows = [r for r in rows if r.name in published] + [r for r in rows if r.name not in published]
+    averaging = raw.get("published_averaging", "weighted")
+    if averaging not in AVERAGINGS:
+        raise ConfigError(f"{path.name}: published_averaging must be one of {', '.join(AVERAGINGS)}")
     out = ctx.path(ctx.expand(raw["out"], "out"))
-    return Experiment(path, out, rows, str(raw.get("description", "")), published, frozenset(ctx.demo_dirs))
+    return Experiment(path, out, rows, str(raw.get("description", "")), published, averaging,
+                      frozenset(ctx.demo_dirs))
 
 
 def _read_toml(path: Path) -> dict:
@@ -186,7 +205,13 @@ def _check_unique(names: list[str], where: str) -> None:
 
 
 def _published(raw: dict, names: set[str], where: str) -> dict[str, dict[str, float]]:
-    published = _table(raw, "published", where)
+    """Row name -> the paper's figures ({} for a published row whose figures artlab does not have)."""
+    published = dict(_table(raw, "published", where))
+    extra = raw.get("published_row", [])
+    if not isinstance(extra, list) or not all(isinstance(r, dict) and set(r) == {"name"} for r in extra):
+        raise ConfigError(f"{where}: published_row must be [[published_row]] tables with only a name")
+    for r in extra:
+        published.setdefault(r["name"], {})
     for name, figures in published.items():
         if name not in names:
             raise ConfigError(f"{where}: [published.{name}] names no row")
@@ -386,24 +411,36 @@ def results_table(exp: Experiment, status: dict[str, tuple[str, str]] | None = N
         state, error = status.get(row.name) or (("complete", "") if is_complete(exp.folder(row), row)
                                                 else ("pending", ""))
         card = json.loads((exp.folder(row) / CARD).read_text()) if state in ("trained", "complete") else None
-        lines.append({**_row_figures(row, card), "status": state, "error": error,
+        kind = "published" if row.name in exp.published else "extension"
+        lines.append({**_row_figures(row, card, exp.averaging), "row": kind, "status": state, "error": error,
                       **{f"paper_{k}": v for k, v in exp.published.get(row.name, {}).items()}})
     table = pd.DataFrame(lines)
-    paper = [f"paper_{k}" for k in PUBLISHED_KEYS if f"paper_{k}" in table.columns]
-    table = table.reindex(columns=[c for c in COLUMNS if c not in ("status", "error")] + paper + ["status", "error"])
-    return table.astype({"epochs": "Int64", "knn_k": "Int64"})
+    shown = {k for figures in exp.published.values() for k in figures}
+    columns = []
+    for c in COLUMNS:
+        if c in OPTIONAL and c not in shown:
+            continue
+        columns.append(c)
+        if c in PUBLISHED_KEYS and (c in shown or c in ("val", "top1", "top3")) and exp.published:
+            columns.append(f"paper_{c}")  # the published figure beside ours
+    return table.reindex(columns=columns).astype({"epochs": "Int64", "knn_k": "Int64"})
 
 
-def _row_figures(row: Row, card: dict | None) -> dict:
+def _row_figures(row: Row, card: dict | None, averaging: str = "weighted") -> dict:
     cfg = row.config
     out = {"name": row.name, "backbone": cfg.backbone, "method": cfg.method, "head": cfg.head,
-           "optimizer": cfg.optimizer, "scheduler": cfg.scheduler}
+           "optimizer": cfg.optimizer, "scheduler": cfg.scheduler,
+           "split": "artist-disjoint" if cfg.group_by_artist else "random"}
     if card is None:
         return out
     ft, knn, training = card["metrics"]["finetuned"], card["metrics"]["knn"], card["training"]
-    return {**out, "epochs": training["epochs_run"], "val_acc": ft.get("val_accuracy"), "top1": ft["accuracy"],
-            "top3": ft["top3_accuracy"], "knn_top1": knn["accuracy"], "knn_top3": knn["top3_accuracy"],
-            "knn_k": knn.get("k"), "train_s": training["train_seconds"], "total_s": training.get("total_seconds")}
+    out.update({"epochs": training["epochs_run"], "knn_k": knn.get("k"), "train_s": training["train_seconds"],
+                "total_s": training.get("total_seconds")})
+    for prefix, m in (("", ft), ("knn_", knn)):
+        out.update({f"{prefix}val": m.get("val_accuracy"), f"{prefix}top1": m["accuracy"],
+                    f"{prefix}top3": m["top3_accuracy"]})
+        out.update({f"{prefix}{k}": m.get(f"{k}_{averaging}") for k in ("precision", "recall", "f1")})
+    return out
 
 
 def _cell(value: Any, column: str) -> str:
@@ -443,7 +480,11 @@ def _write_results(exp: Experiment, table: pd.DataFrame) -> None:
     atomic_save(exp.out / RESULTS_CSV, lambda tmp: table.to_csv(tmp, index=False))
     intro = f"# {exp.path.stem}\n\n" + (f"{exp.description.strip()}\n\n" if exp.description.strip() else "")
     atomic_write_text(exp.out / RESULTS_MD, intro + table_markdown(table) + "\n\nTest-split accuracy of the "
-                      "fine-tuned model (top1, top3) and of the kNN baseline on frozen pretrained features.\n")
+                      "fine-tuned model (top1, top3) and of the kNN baseline on frozen pretrained features (knn_), "
+                      "validation accuracy (val), and the published figure beside each (paper_); rows marked "
+                      "extension are the grid's additions to the paper's table"
+                      + (f"; precision, recall and F1 are {exp.averaging} averages" if set(table.columns) & OPTIONAL
+                         else "") + ".\n")
 
 
 def _summary(exp: Experiment, status: dict[str, tuple[str, str]]) -> str:

@@ -35,6 +35,7 @@ from .knn import KNNBaseline
 from .metrics import classification_report
 from .models import Classifier, Embedder, Head, apply_method, frozen_prefix, trained_state
 from .progress import Progress
+from .protocol import deviations
 from .runs import (CARD, EMBEDDINGS, GEOMETRY, HISTORY, KNN, MODEL, PAINTINGS, PREDICTIONS, THUMB_SIDE, THUMBS, UMAP,
                    thumb_name)
 from .training import fit
@@ -104,13 +105,14 @@ def _publish(work: Path, out: Path) -> None:
 class _Frozen:
     """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...]."""
 
-    def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress):
+    def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress,
+                 n_views: int):
         df = task.df
         ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
         self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
         train = df[df["split"] == "train"]
         views = []
-        for v in range(cfg.cache_views):  # seeded per painting: the same augmented views after a restart
+        for v in range(n_views):  # seeded per painting: the same augmented views after a restart
             aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
                                seed=cfg.seed * 100 + v)
             views.append(compute(fn, in_order(aug, cfg.batch_size, cfg.workers), progress, f"augmented view {v + 1}",
@@ -186,7 +188,8 @@ def final_features(model: Classifier, embedder: Embedder, task: Task, spec: Back
 def build_models(spec: BackboneSpec, cfg: TrainConfig, n_classes: int) -> tuple[Classifier, Embedder, dict]:
     pretrained = cfg.method != "scratch"
     parts, provenance = spec.parts(pretrained=pretrained, weights_file=cfg.weights_file)
-    model = apply_method(Classifier(parts, Head(cfg.head, spec.feature_dim, n_classes)), cfg.method)
+    model = apply_method(Classifier(parts, Head(cfg.head, spec.feature_dim, n_classes, dropout=cfg.dropout)),
+                         cfg.method)
     eparts, eprov = spec.parts(pretrained=True, weights_file=cfg.weights_file)  # the kNN baseline's own copy
     if not pretrained:  # a scratch classifier; the baseline still sees ImageNet features: the card records both
         provenance = {"classifier": provenance, **eprov}
@@ -215,11 +218,12 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     weight = class_weights(df["y"].to_numpy()[idx["train"]], len(task.classes)) if cfg.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
 
-    frozen_part = frozen_prefix(cfg.method) if cfg.cache_views > 0 else None
+    n_views = cfg.views_on(device.type)  # unset: a fresh augmentation every epoch on CUDA, cached views on a CPU
+    frozen_part = frozen_prefix(cfg.method) if n_views > 0 else None
     t0 = time.perf_counter()
     if frozen_part:
         fn = model.stem if frozen_part == "stem" else model.features
-        frozen = _Frozen(fn, task, spec, cfg, device, progress)
+        frozen = _Frozen(fn, task, spec, cfg, device, progress, n_views)
         forward = model.from_stem if frozen_part == "stem" else model.head
         train_b = _cached_batches(frozen, idx["train"], y_all[idx["train"]], cfg.batch_size, train=True, world=world)
         val_b = _cached_batches(frozen, idx["val"], y_all[idx["val"]], cfg.batch_size, train=False)
@@ -245,7 +249,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     emb, knn_feats = emb.numpy(), knn_feats.numpy()
     y = df["y"].to_numpy()
 
-    knn = KNNBaseline(ks=cfg.knn_ks, n_classes=len(task.classes))
+    knn = KNNBaseline(ks=cfg.knn_ks, n_classes=len(task.classes), metric=cfg.knn_metric)
     knn.fit(knn_feats[idx["train"]], y[idx["train"]], df["id"].to_numpy()[idx["train"]])
     k_curve = knn.select_k(knn_feats[idx["val"]], y[idx["val"]])
     knn_share, knn_scores, _, _ = knn.vote(knn_feats[idx["test"]])
@@ -255,11 +259,15 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
                "knn": classification_report(y[t], knn_scores.argmax(1), knn_scores, task.classes)}
     metrics["finetuned"]["val_accuracy"] = float(np.mean(probs[idx["val"]].argmax(1) == y[idx["val"]]))
     metrics["knn"].update(k=int(knn.k_), k_curve={str(k): v for k, v in k_curve.items()},
-                          val_accuracy=k_curve[knn.k_], distance="cosine")
+                          val_accuracy=k_curve[knn.k_], distance=cfg.knn_metric)
 
-    _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap)
+    geometry_feats = feats.numpy() if cfg.embedding_layer == "backbone" else emb
+    _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap,
+                   geometry_feats)
     card = _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, time.perf_counter() - t_start,
                  processes=world.size)
+    card["training"]["cache_views"] = n_views if frozen_prefix(cfg.method) else 0
+    card["deviations"] = deviations(card)
     card["task"]["collection_relative"] = os.path.relpath(task.root.resolve(), out.resolve())
     atomic_write_json(work / CARD, card)  # last: a folder with card.json is complete
     _publish(work, out)
@@ -267,7 +275,8 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     return out
 
 
-def _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap):
+def _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap,
+                   geometry_feats):
     df, classes, t = task.df, task.classes, idx["test"]
     atomic_save(work / MODEL, lambda tmp: torch.save(trained_state(model, cfg.method), tmp))
     knn.save(work / KNN)
@@ -285,7 +294,8 @@ def _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores,
                  labels=labels, split=df["split"].to_numpy().astype(str), y=df["y"].to_numpy(),
                  knn_embeddings=knn_feats.astype(np.float32), classes=np.array(classes))
     _write_paintings(work, task)
-    atomic_write_json(work / GEOMETRY, class_geometry(emb, df["y"].to_numpy(), classes, seed=cfg.seed))
+    geometry = class_geometry(geometry_feats, df["y"].to_numpy(), classes, seed=cfg.seed)
+    atomic_write_json(work / GEOMETRY, {**geometry, "layer": cfg.embedding_layer})
     if umap:
         atomic_savez(work / UMAP, coords=umap_coordinates(emb, seed=cfg.seed).astype(np.float32),
                      ids=df["id"].to_numpy().astype(str))
@@ -314,7 +324,8 @@ def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, t
         "task": {"label": task.label, "classes": task.classes, "collection": str(task.root.resolve()),
                  "collection_source": source or str(df["source"].iloc[0]), "n_images": len(df),
                  "split_sizes": task.split_sizes(), "split_ratios": list(cfg.split),
-                 "group_by_artist": cfg.group_by_artist, "per_class": per_class,
+                 "group_by_artist": cfg.group_by_artist,
+                 "split_kind": "artist-disjoint" if cfg.group_by_artist else "random", "per_class": per_class,
                  "dropped_classes": task.dropped_classes, "licenses": sorted(df["license"].unique().tolist())},
         "backbone": {"name": spec.name, "description": spec.description, "input_size": spec.input_size,
                      "resize_size": spec.resize_size, "mean": list(spec.mean), "std": list(spec.std),

@@ -182,7 +182,7 @@ def test_tiny_grid_runs_resumes_and_records_failures(demo_collection, tmp_path, 
     assert main(["experiment", str(cfg)]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("name"))
-    columns = {"top1", "top3", "knn_top1", "knn_top3", "knn_k", "val_acc", "epochs", "status", "error"}
+    columns = {"top1", "top3", "knn_top1", "knn_top3", "knn_k", "val", "row", "split", "epochs", "status", "error"}
     assert columns <= set(header.split())
     assert "2 trained, 0 already complete, 1 failed" in out
 
