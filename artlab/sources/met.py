@@ -13,10 +13,14 @@ What it does, in order (each step is a small function below, usable on its own):
 2. ``read_paintings``: rows that are public domain ("Is Public Domain" == "True") and classified "Paintings".
 3. ``label_cultures``: ``rules.culture_of`` on Culture, Artist Nationality, Country; the merges it makes (England
    and Scottish into British, Indian regions into Indian...) are reported as ``report.merged``.
-4. ``exclude``: ``PAINTING_RULES`` below (objects catalogued as Paintings that are not: snuff boxes, books...) and a
-   curator's exclusions CSV (column ``object_id``, optional ``reason``; lines starting with ``#`` are ignored).
-5. ``keep_classes``: only classes with MORE than ``min_per_class`` paintings left after step 4; ``limit`` then caps
-   each class (the first by Object ID) for a trial build.
+   The project's extra merges beyond the study's classes (``rules.EXTRA_MERGES``: Native and Latin American into
+   American, Spanish Colonial into Spanish, Italian regional schools, Mughal into Indian) only with
+   ``extra_merges=True``; the report lists them and says whether they were made.
+4. ``keep_classes``: only classes with MORE than ``min_per_class`` labelled paintings (the paper's order: the count
+   comes first);
+5. ``exclude``: then, from the classes kept, ``PAINTING_RULES`` below (objects catalogued as Paintings that are not:
+   snuff boxes, books...) and a curator's exclusions CSV (column ``object_id``, optional ``reason``; lines starting
+   with ``#`` are ignored); ``limit`` then caps each class (the first by Object ID) for a trial build.
 6. ``download_images``: a thread pool; every request goes through one ``MetClient`` (a global rate limit, at most
    the Met's published 80 requests/second; retries with exponential back-off on timeouts, connection errors, 5xx and
    429, honouring Retry-After; 404 is final). An image already on disk that decodes is not fetched again, so an
@@ -26,7 +30,8 @@ What it does, in order (each step is a small function below, usable on its own):
    ``department``, ``object_name``, ``medium``, ``culture_rule``) and ``failures.csv`` (one row an image that
    could not be had, and why), all written atomically at the end.
 
-``report.per_class`` is the study's Table 1: ``initial`` (public-domain Paintings labelled with the class),
+``report.per_class`` is the study's Table 1 (``report.lines()`` prints the paper's figures beside it where artlab
+has them, ``PAPER_TABLE1``): ``initial`` (public-domain Paintings labelled with the class),
 ``excluded`` (non-paintings and curator exclusions), ``final`` (images in the manifest), plus ``over_limit`` and
 ``unavailable`` (downloads that failed), so that initial - excluded - over_limit - unavailable = final.
 """
@@ -55,7 +60,7 @@ from ..collection import MAX_SIDE, BuildReport, write_manifest
 from ..errors import CollectionError, ConfigError, DownloadError, ImageError
 from ..images import encode_jpeg, fit_within, load_image
 from ..io import atomic_save, atomic_write_bytes
-from .rules import CULTURE_FIELDS, culture_of
+from .rules import CULTURE_FIELDS, EXTRA_MERGES, culture_of
 
 DEFAULT_API = "https://collectionapi.metmuseum.org"
 #: The Met Collection API's published limit. ``rate`` may be set lower, never higher.
@@ -238,21 +243,22 @@ def _paintings_in(chunk: pd.DataFrame, path: Path, report: BuildReport) -> pd.Da
 
 # --- culture labels ----------------------------------------------------------------------------------------------
 
-def label_cultures(df: pd.DataFrame, netherlandish: str | None = None) -> pd.DataFrame:
+def label_cultures(df: pd.DataFrame, netherlandish: str | None = None, extra_merges: bool = False) -> pd.DataFrame:
     """Add ``culture`` (class or ''), ``culture_rule`` (why) and ``culture_raw`` (the value that decided)."""
     records = df[list(CULTURE_FIELDS)].to_dict("records")
-    labels = [culture_of(r, netherlandish) for r in records]
+    labels = [culture_of(r, netherlandish, extra_merges) for r in records]
     out = df.copy()
     out["culture"] = [c for c, _ in labels]
     out["culture_rule"] = [why for _, why in labels]
-    out["culture_raw"] = [_deciding_value(r, netherlandish) if c else "" for r, (c, _) in zip(records, labels)]
+    out["culture_raw"] = [_deciding_value(r, netherlandish, extra_merges) if c else ""
+                          for r, (c, _) in zip(records, labels)]
     return out
 
 
-def _deciding_value(record: dict, netherlandish: str | None) -> str:
+def _deciding_value(record: dict, netherlandish: str | None, extra_merges: bool = False) -> str:
     # culture_of stops at the first field with a matching token, so the first field that labels on its own decided.
     for field in CULTURE_FIELDS:
-        if culture_of({field: record.get(field, "")}, netherlandish)[0]:
+        if culture_of({field: record.get(field, "")}, netherlandish, extra_merges)[0]:
             return record[field]
     return ""
 
@@ -274,6 +280,8 @@ def drop_unlabelled(df: pd.DataFrame, report: BuildReport) -> pd.DataFrame:
 def _why_unlabelled(why: str) -> str:
     if why.startswith("Netherlandish"):
         return "Netherlandish, neither Dutch nor Flemish (choose with netherlandish=)"
+    if "not one of the study's classes" in why:
+        return why
     return "no culture recorded" if why == "no culture recorded" else "no rule in rules.py matches its culture"
 
 
@@ -353,21 +361,50 @@ def cap_per_class(df: pd.DataFrame, limit: int | None, report: BuildReport) -> p
 
 
 def select_paintings(table: Path, *, min_per_class: int = 100, netherlandish: str | None = None,
-                     exclusions: Path | None = None, limit: int | None = None,
+                     exclusions: Path | None = None, limit: int | None = None, extra_merges: bool = False,
                      report: BuildReport | None = None) -> tuple[pd.DataFrame, BuildReport]:
-    """Steps 2-5 without any download: the paintings to fetch, and the report so far (per_class, merged, dropped)."""
+    """Steps 2-5 without any download: the paintings to fetch, and the report so far (per_class, merged, dropped).
+
+    The paper's order: a class is kept when it has more than ``min_per_class`` labelled paintings, and only then are
+    the non-paintings (and the curator's exclusions) removed from the classes kept, so a class can end below it."""
     report = report or BuildReport(source=SOURCE)
-    labelled = drop_unlabelled(label_cultures(read_paintings(table, report), netherlandish), report)
-    removed = exclude(labelled, read_exclusions(exclusions) if exclusions else {}, report)
-    selected = keep_classes(labelled[~removed], min_per_class, report)
+    labelled = drop_unlabelled(label_cultures(read_paintings(table, report), netherlandish, extra_merges), report)
+    counted = keep_classes(labelled, min_per_class, report)
+    removed = exclude(counted, read_exclusions(exclusions) if exclusions else {}, report)
+    selected = counted[~removed]
     capped = cap_per_class(selected, limit, report)
-    for culture in sorted(selected["culture"].unique()):
-        in_class = labelled["culture"] == culture
+    for culture in sorted(counted["culture"].unique()):
+        in_class = counted["culture"] == culture
         report.per_class[culture] = {
             "initial": int(in_class.sum()), "excluded": int((in_class & removed).sum()),
             "over_limit": int((selected["culture"] == culture).sum() - (capped["culture"] == culture).sum())}
     report.merged = merges(selected)
+    report.notes.append(extra_merges_note(extra_merges))
+    add_paper_counts(report)
     return capped.reset_index(drop=True), report
+
+
+#: The paper's Table 1, culture -> (initial, final) paintings, printed beside a build's own counts. Empty: the
+#: figures could not be found with this project's tools, and none are invented; fill it in from the paper.
+PAPER_TABLE1: dict[str, tuple[int, int]] = {}
+
+
+def add_paper_counts(report: BuildReport) -> None:
+    """The paper's Table 1 figures beside today's (``paper_initial``, ``paper_final``), or a note that artlab has none."""
+    for culture, counts in report.per_class.items():
+        if culture in PAPER_TABLE1:
+            counts["paper_initial"], counts["paper_final"] = PAPER_TABLE1[culture]
+    if not PAPER_TABLE1:
+        report.notes.append("the paper's Table 1 counts (initial and final per culture) are not recorded in artlab "
+                            "(PAPER_TABLE1 in artlab/sources/met.py): compare these counts with the paper by hand")
+
+
+def extra_merges_note(on: bool) -> str:
+    """The project's merges beyond the study's classes, and whether this build made them."""
+    listed = "; ".join(f"{', '.join(k.title() for k, v in EXTRA_MERGES.items() if v == c)} -> {c}"
+                       for c in dict.fromkeys(EXTRA_MERGES.values()))
+    return (f"artlab's extra merges (not the study's) {'MADE' if on else 'not made (extra_merges=True to make them)'}: "
+            f"{listed}")
 
 
 # --- HTTP: rate limit and retries ----------------------------------------------------------------------------------
@@ -640,7 +677,7 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
               netherlandish: str | None = None, exclusions: str | Path | None = None, max_side: int | None = MAX_SIDE,
               original: bool = False, workers: int = 8, rate: float = MET_RATE_LIMIT, limit: int | None = None,
               progress: Progress | None = None, timeout: float = 30.0, retries: int = 4,
-              backoff: float = 1.0) -> BuildReport:
+              backoff: float = 1.0, extra_merges: bool = False) -> BuildReport:
     """Build the Met culture collection into ``out`` (see the module docstring); rerun it to resume."""
     netherlandish = netherlandish.lower() if netherlandish else None
     _check_options(netherlandish, min_per_class, max_side, workers, limit)
@@ -649,7 +686,8 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
     try:
         table = fetch_table(str(objects_csv), out / "source", client)
         df, report = select_paintings(table, min_per_class=min_per_class, netherlandish=netherlandish,
-                                      exclusions=Path(exclusions) if exclusions else None, limit=limit)
+                                      exclusions=Path(exclusions) if exclusions else None, limit=limit,
+                                      extra_merges=extra_merges)
         failures, outcomes = download_images(df, out, client, workers=workers, max_side=max_side,
                                              original=original, progress=progress)
     finally:
