@@ -16,9 +16,6 @@ A config (see ``configs/*.toml``)::
     [published.resnet50-finetune-plateau]           # optional: the paper's figures, shown beside ours
     top1 = 0.718                                    #   (val, top1, top3, precision, recall, f1 and the same with
                                                     #   knn_; fractions, not percent)
-    [[published_row]]                               # optional, instead of [published.NAME]: a published row with
-    name = "resnet50-finetune-plateau"              #   no figures found (yet), so it still runs first and is
-                                                    #   marked "published"
 
 Rows with published figures run first (in config order), then the others, marked "extension" in the table's ``row``
 column: what the grid adds to the paper. Precision, recall and F1 are compared with artlab's weighted averages
@@ -53,7 +50,7 @@ from .io import atomic_save, atomic_write_text
 from .progress import Progress
 from .runs import CARD, RUN_FILES, UMAP
 
-TOP_KEYS = ("description", "out", "base", "grid", "runs", "published", "published_row", "published_averaging")
+TOP_KEYS = ("description", "out", "base", "grid", "runs", "published", "published_averaging")
 ROW_OPTIONS = {"umap": bool}  # experiment options a row may set besides the TrainConfig fields
 PATH_FIELDS = ("collection", "weights_file")
 DEMO_PREFIX = "demo:"
@@ -205,13 +202,7 @@ def _check_unique(names: list[str], where: str) -> None:
 
 
 def _published(raw: dict, names: set[str], where: str) -> dict[str, dict[str, float]]:
-    """Row name -> the paper's figures ({} for a published row whose figures artlab does not have)."""
-    published = dict(_table(raw, "published", where))
-    extra = raw.get("published_row", [])
-    if not isinstance(extra, list) or not all(isinstance(r, dict) and set(r) == {"name"} for r in extra):
-        raise ConfigError(f"{where}: published_row must be [[published_row]] tables with only a name")
-    for r in extra:
-        published.setdefault(r["name"], {})
+    published = _table(raw, "published", where)
     for name, figures in published.items():
         if name not in names:
             raise ConfigError(f"{where}: [published.{name}] names no row")
@@ -411,7 +402,7 @@ def results_table(exp: Experiment, status: dict[str, tuple[str, str]] | None = N
         state, error = status.get(row.name) or (("complete", "") if is_complete(exp.folder(row), row)
                                                 else ("pending", ""))
         card = json.loads((exp.folder(row) / CARD).read_text()) if state in ("trained", "complete") else None
-        kind = "published" if row.name in exp.published else "extension"
+        kind = "published" if row.name in exp.published else "extension" if exp.published else ""
         lines.append({**_row_figures(row, card, exp.averaging), "row": kind, "status": state, "error": error,
                       **{f"paper_{k}": v for k, v in exp.published.get(row.name, {}).items()}})
     table = pd.DataFrame(lines)

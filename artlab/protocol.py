@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import CPU_CACHE_VIEWS
+from .config import CPU_CACHE_VIEWS, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,8 @@ CULTURE = Protocol(
 #: What a card written before an option existed did: heads had Dropout(0.2), the geometry came from the head's layer.
 LEGACY = {"dropout": 0.2, "embedding_layer": "head", "knn_metric": "cosine", "cache_views": CPU_CACHE_VIEWS}
 
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+
 METHOD_WORDS = {"partial": "partial fine-tuning (last block + head)", "finetune": "fine-tuning every layer",
                 "transfer": "a frozen backbone with a trained head", "scratch": "training from random weights"}
 SCHEDULER_WORDS = {"none": "no schedule", "step": "StepLR", "plateau": "ReduceLROnPlateau"}
@@ -63,7 +65,7 @@ def study_of(label: str, head: str) -> Protocol:
 
 def deviations(card: dict) -> list[str]:
     """Plain sentences, one a departure of this run from its study's protocol (see the module docstring)."""
-    cfg = {**LEGACY, **(card.get("config") or {})}
+    cfg = {**DEFAULTS, **LEGACY, **(card.get("config") or {})}
     task, training = card.get("task") or {}, card.get("training") or {}
     p = study_of(cfg.get("label", task.get("label", "")), cfg.get("head", ""))
     out = _data(p, task) + _recipe(p, cfg) + _schedule(p, cfg) + _split(p, cfg, task)
@@ -80,8 +82,8 @@ def _data(p: Protocol, task: dict) -> list[str]:
     if classes and tuple(sorted(classes)) != tuple(sorted(p.classes)):
         missing, extra = sorted(set(p.classes) - set(classes)), sorted(set(classes) - set(p.classes))
         parts = ([f"without {', '.join(missing)}"] if missing else []) + ([f"with {', '.join(extra)}"] if extra else [])
-        out.append(f"classes: {len(classes)} {p.label} classes instead of the study's {len(p.classes)} "
-                   f"({'; '.join(parts)})")
+        out.append(f"classes: {'; '.join(parts)} ({len(classes)} {p.label} classes; the study has "
+                   f"{len(p.classes)})")
     return out
 
 
