@@ -84,6 +84,11 @@ def test_sidebar_model_card_in_plain_words(runs_dir, genre_run, monkeypatch):
     assert card["task"]["collection_source"] in side
     assert any("Small collection" in w.value for w in at.sidebar.warning)  # 18 test paintings: say so
     assert not re.search(r"\blogits?\b", side)
+    # which split tested it, in words, and every departure from the genre study, as the card lists them
+    assert "On paintings picked at random" in side and not card["task"]["group_by_artist"]
+    assert "Where it departs from the study it reproduces" in side
+    for d in card["deviations"]:
+        assert f"- {d}" in side
 
 
 # --- Classify -------------------------------------------------------------------------------------------------
