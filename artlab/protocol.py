@@ -123,8 +123,7 @@ def _schedule(p: Protocol, cfg: dict) -> list[str]:
     epochs, patience = cfg.get("epochs"), cfg.get("patience")
     if p.patience is None:
         out.append(f"early stopping after {patience} epochs without a better validation loss, and the best-validation "
-                   f"weights kept (at most {epochs} epochs): not in the {p.study}, which trains for a fixed number "
-                   "of epochs it does not give")
+                   f"weights kept (at most {epochs} epochs): not in the {p.study}'s protocol")
     elif (epochs, patience) != (p.epochs, p.patience):
         out.append(f"epochs: at most {epochs}, early stopping after {patience}, instead of the study's {p.epochs} "
                    f"and {p.patience}")
