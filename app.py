@@ -68,6 +68,7 @@ def model_card(card: dict) -> None:
                 f"{task.get('collection_source', 'an unnamed collection')}: {sizes.get('train', '?')} to learn from, "
                 f"{sizes.get('val', '?')} to decide when to stop, {sizes.get('test', '?')} kept aside to test it. "
                 f"Licences: {'; '.join(task.get('licenses', [])) or 'not recorded'}.")
+    st.markdown(f"**How it was tested.** {app.split_words(task)}")
     if m:
         ft, kn = m["finetuned"], m["knn"]
         st.markdown(f"**How often it is right** on the {ft.get('n', sizes.get('test', '?'))} test paintings: "
@@ -75,6 +76,8 @@ def model_card(card: dict) -> None:
                     f"(the baseline gives the majority {label} among the {kn.get('k', '?')} most similar training "
                     "paintings).")
     caveat(task, m)
+    if card.get("deviations"):
+        st.markdown(app.deviations_markdown(card))
 
 
 def caveat(task: dict, metrics: dict) -> None:

@@ -28,6 +28,7 @@ from artlab.io import atomic_save, atomic_savez, atomic_write_bytes, atomic_writ
 from artlab.model.backbones import BackboneSpec, get_backbone
 from artlab.model.classifier import Classifier, Embedder, Head, frozen_prefix, trainable_prefixes
 from artlab.model.knn import KNNBaseline
+from artlab.report.protocol import deviations
 
 CARD, MODEL, KNN, HISTORY, PREDICTIONS, EMBEDDINGS, GEOMETRY, UMAP = (
     "card.json", "model.pt", "knn.npz", "history.csv", "predictions.csv", "embeddings.npz", "geometry.json",
@@ -91,6 +92,8 @@ class Run:
         missing = missing_files(path)
         if missing:
             raise RunError(f"run {path.name} is incomplete: missing {', '.join(missing)}")
+        if "deviations" not in card:  # a card written before the key: the same sentences, computed on read
+            card["deviations"] = deviations(card)
         return cls(path, card)
 
     @property
@@ -192,7 +195,8 @@ def load_classifier(run: Run, weights_file: str | None = None) -> Classifier:
     if pretrained and expected and provenance.get("sha256") and provenance["sha256"] != expected:
         raise RunError(f"run {run.name} was trained on pretrained weights {expected[:12]}..., but the weights found "
                        f"here are {provenance['sha256'][:12]}...")
-    model = Classifier(parts, Head(card["head"], run.spec.feature_dim, len(run.classes)))
+    dropout = float(card.get("config", {}).get("dropout") or 0.0)  # no weights; kept so the model is what trained
+    model = Classifier(parts, Head(card["head"], run.spec.feature_dim, len(run.classes), dropout=dropout))
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from artlab.model.backbones import get_backbone  # noqa: E402
-from artlab.train.config import TrainConfig  # noqa: E402
+from artlab.train.config import CPU_CACHE_VIEWS, TrainConfig  # noqa: E402
 from artlab.train.data import make_task  # noqa: E402
 from artlab.model.classifier import Classifier, Head, apply_method, train_mode  # noqa: E402
 from artlab.progress import Progress  # noqa: E402
@@ -100,7 +100,8 @@ def setup(args, backbone: str, pretrained: bool) -> tuple[TrainConfig, list[Vari
     _warm_up(cached.model, uncached.val_batches)
 
     def build_cache():
-        cached.frozen = FrozenCache(cached.model.stem, task, spec, cfg, torch.device("cpu"), Progress())
+        cached.frozen = FrozenCache(cached.model.stem, task, spec, cfg, torch.device("cpu"), Progress(),
+                                    cfg.views_on("cpu"))
     cached.cache_seconds = common.seconds(build_cache)
     cached.forward = cached.model.from_stem
     cached.train_batches = cached_batches(cached.frozen, idx["train"], y[idx["train"]], cfg.batch_size, True)
@@ -121,8 +122,8 @@ def main() -> int:
     p.add_argument("collection", nargs="?", default=None, help="a collection folder (default: the demo, built now)")
     p.add_argument("--backbones", default="efficientnet_lite0,densenet121")
     p.add_argument("--epochs", type=int, default=20, help="the study's maximum (no early stopping here)")
-    p.add_argument("--views", type=int, default=TrainConfig.__dataclass_fields__["cache_views"].default,
-                   help="augmented views cached per training image (default: artlab train's)")
+    p.add_argument("--views", type=int, default=CPU_CACHE_VIEWS,
+                   help="augmented views cached per training image (default: artlab train's on a CPU)")
     args = p.parse_args()
 
     for backbone in args.backbones.split(","):

@@ -9,6 +9,12 @@ from artlab.report import charts
 run = app.current_run()
 RUN, LABEL = str(run.path), run.label
 MAX_DEFAULT_MAP = 3000  # above this, the map waits for the toggle
+LAYER_WORDS = {  # geometry.json's "layer" (older runs have none: theirs came from the head)
+    "backbone": "The class centres below are taken from the backbone's own description of each painting (its pooled "
+                "features: the culture study's latent representation; for a model whose backbone was kept frozen, "
+                "what ImageNet training sees, the same the simple baseline compares).",
+    "head": "The class centres below are taken from the last layer before the answer (the trained head's), not "
+            "from the backbone the culture study used."}
 
 
 def intro() -> None:
@@ -24,6 +30,7 @@ def classes_views() -> None:
     if len(classes) < 2:
         st.info(f"This model has fewer than two {LABEL} classes with paintings: nothing to compare.")
         return
+    st.caption(LAYER_WORDS.get(geo.get("layer", "head"), ""))
     graph, chord, dist = st.tabs(["Graph", "Strongest ties", "Distances"])
     with graph:
         st.plotly_chart(charts.graph_figure(geo["layout"], geo.get("counts", {}), geo["similarity"], classes),

@@ -84,6 +84,24 @@ def test_sidebar_model_card_in_plain_words(runs_dir, genre_run, monkeypatch):
     assert card["task"]["collection_source"] in side
     assert any("Small collection" in w.value for w in at.sidebar.warning)  # 18 test paintings: say so
     assert not re.search(r"\blogits?\b", side)
+    # which split tested it, in words, and every departure from the genre study, as the card lists them
+    assert "On paintings picked at random" in side and not card["task"]["group_by_artist"]
+    assert "Where it departs from the study it reproduces" in side
+    for d in card["deviations"]:
+        assert f"- {d}" in side
+
+
+def test_model_card_words_for_the_split_and_the_departures():
+    """The shipped demo runs test on unseen artists, and the card says so in words; every departure is one item."""
+    from artlab.app.words import deviations_markdown, split_words
+    card = json.loads((ROOT / "checkpoints" / "demo-genre" / "card.json").read_text())
+    assert card["task"]["group_by_artist"]
+    assert split_words(card["task"]).startswith("On paintings by artists it never saw in training")
+    assert split_words({**card["task"], "group_by_artist": False}).startswith("On paintings picked at random")
+    lines = deviations_markdown(card).splitlines()
+    assert lines[0] == "**Where it departs from the study it reproduces:**"
+    assert lines[1:] == [f"- {d}" for d in card["deviations"]] and len(lines) > 1
+    assert deviations_markdown({**card, "deviations": []}) == ""
 
 
 # --- Classify -------------------------------------------------------------------------------------------------

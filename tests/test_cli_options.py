@@ -20,7 +20,8 @@ OTHER = {
     "plateau_patience": ("4", 4), "epochs": ("7", 7), "patience": ("2", 2), "batch_size": ("8", 8), "seed": ("3", 3),
     "split": ("0.6,0.2,0.2", (0.6, 0.2, 0.2)), "group_by_artist": (None, True), "min_per_class": ("2", 2),
     "max_per_class": ("40", 40), "classes": ("portrait,landscape", ("portrait", "landscape")),
-    "class_weights": (None, True), "cache_views": ("0", 0), "knn_ks": ("1,5", (1, 5)),
+    "class_weights": (None, True), "cache_views": ("0", 0), "dropout": ("0.3", 0.3),
+    "knn_metric": ("euclidean", "euclidean"), "embedding_layer": ("head", "head"), "knn_ks": ("1,5", (1, 5)),
     "weights_file": ("w.pth", "w.pth"), "device": ("cpu", "cpu"), "workers": ("2", 2),
 }
 
@@ -49,3 +50,10 @@ def test_every_field_is_settable():
 def test_bad_lists_are_one_plain_error(args, message):
     with pytest.raises(ArtlabError, match=message):
         parse(*args)
+
+
+def test_the_options_the_papers_leave_open_take_their_choices_only():
+    assert parse("--dropout", "0").dropout == 0.0
+    for option in ("--knn-metric", "--embedding-layer"):
+        with pytest.raises(SystemExit):  # argparse's own "invalid choice" line
+            parse(option, "manhattan")

@@ -11,7 +11,7 @@ import pytest
 from artlab.train import experiment
 from artlab.cli import main
 from artlab.errors import ConfigError, RunError
-from artlab.train.experiment import is_complete, load_experiment, read_experiment, run_experiment
+from artlab.train.experiment import is_complete, load_experiment, read_experiment, results_table, run_experiment
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -135,10 +135,28 @@ def test_shipped_study_configs_reproduce_the_papers():
     assert all((r.config.head, r.config.optimizer, r.config.split, r.config.label) == ("mlp3", "sgd", (0.8, 0.1, 0.1),
                                                                                        "culture") for r in culture.rows)
     assert culture.published["resnet50-finetune-plateau"] == {"top1": 0.718, "top3": 0.918}
-    (genre,) = read_experiment(CONFIGS / "genre_table1.toml").rows
+    assert culture.rows[0].name == "resnet50-finetune-plateau", "published rows run first"
+    table = results_table(culture)
+    assert table["row"].tolist() == ["published"] + ["extension"] * 17
+    columns = list(table.columns)
+    for key in ("val", "top1", "top3"):  # the paper's figure beside ours
+        assert columns[columns.index(key) + 1] == f"paper_{key}"
+    assert table.loc[0, "paper_top1"] == 0.718 and table["paper_top1"].iloc[1:].isna().all()
+    assert "precision" not in columns, "no published P/R/F1 for the culture table: no column"
+
+    genre_exp = read_experiment(CONFIGS / "genre_table1.toml")
+    genre, disjoint = genre_exp.rows
     g = genre.config
-    assert (g.backbone, g.method, g.optimizer, g.epochs, g.patience, g.head, g.split) == (
-        "densenet121", "partial", "adam", 20, 5, "linear", (0.7, 0.15, 0.15))
+    assert (g.backbone, g.method, g.optimizer, g.epochs, g.patience, g.head, g.split, g.group_by_artist) == (
+        "densenet121", "partial", "adam", 20, 5, "linear", (0.7, 0.15, 0.15), False)
+    assert disjoint.config == g.replace(group_by_artist=True), "the same recipe on an artist-disjoint split"
+    assert genre_exp.published[genre.name] == {"top1": 0.893, "precision": 0.893, "recall": 0.893, "f1": 0.893,
+                                               "knn_top1": 0.867, "knn_precision": 0.867, "knn_recall": 0.867,
+                                               "knn_f1": 0.867}
+    assert genre_exp.averaging == "weighted"
+    table = results_table(genre_exp).set_index("name")
+    assert table.loc[genre.name, "split"] == "random" and table.loc[disjoint.name, "split"] == "artist-disjoint"
+    assert table.loc[genre.name, "paper_knn_f1"] == 0.867 and pd.isna(table.loc[disjoint.name, "paper_top1"])
     demo = {r.name: r.config for r in read_experiment(CONFIGS / "demo.toml").rows}
     assert set(demo) == {"demo-genre", "demo-culture"}
     c = demo["demo-culture"]  # the culture head and split; Adam won on validation on the demo (see demo.toml)
@@ -173,6 +191,9 @@ scheduler = ["step", "plateau"]
 [[runs]]
 name = "too-demanding"
 min_per_class = 1000
+[published.step]
+val = 0.5
+precision = 0.25
 """
 
 
@@ -182,7 +203,7 @@ def test_tiny_grid_runs_resumes_and_records_failures(demo_collection, tmp_path, 
     assert main(["experiment", str(cfg)]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("name"))
-    columns = {"top1", "top3", "knn_top1", "knn_top3", "knn_k", "val_acc", "epochs", "status", "error"}
+    columns = {"top1", "top3", "knn_top1", "knn_top3", "knn_k", "val", "split", "epochs", "status", "error"}
     assert columns <= set(header.split())
     assert "2 trained, 0 already complete, 1 failed" in out
 
@@ -197,6 +218,11 @@ def test_tiny_grid_runs_resumes_and_records_failures(demo_collection, tmp_path, 
     assert "| name |" in (runs / "results.md").read_text()
     card = json.loads((runs / "step" / "card.json").read_text())
     assert table.set_index("name").loc["step", "top1"] == pytest.approx(card["metrics"]["finetuned"]["accuracy"])
+    step = table.set_index("name").loc["step"]  # a published row: the paper's figures beside ours
+    assert (step["row"], step["paper_val"], step["paper_precision"]) == ("published", 0.5, 0.25)
+    assert step["precision"] == pytest.approx(card["metrics"]["finetuned"]["precision_weighted"])
+    assert step["val"] == pytest.approx(card["metrics"]["finetuned"]["val_accuracy"])
+    assert table.set_index("name").loc["plateau", "row"] == "extension"
     assert pd.read_csv(runs / "step" / "history.csv")["lr"].tolist() == pytest.approx([0.02, 0.01])
 
     # again: the complete rows are skipped (their files untouched), the failed one is retried

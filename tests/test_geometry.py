@@ -103,11 +103,14 @@ def test_umap_shape_and_seed():
 
 
 def test_run_geometry_matches_its_embeddings(culture_run):
-    """geometry.json of a real run is the hand computation from its embeddings.npz."""
+    """geometry.json of a real run is the hand computation from its embeddings.npz: by default (the culture study's
+    latent representation) the backbone's pooled features, which for a transfer run are the frozen ones the kNN
+    uses."""
     geo = json.loads((culture_run / "geometry.json").read_text())
     card = json.loads((culture_run / "card.json").read_text())
+    assert card["config"]["embedding_layer"] == geo["layer"] == "backbone" and card["method"] == "transfer"
     with np.load(culture_run / "embeddings.npz", allow_pickle=False) as z:
-        emb, labels = z["embeddings"].astype(np.float64), z["labels"]
+        emb, labels = z["knn_embeddings"].astype(np.float64), z["labels"]
     classes = geo["classes"]
     assert classes == [c for c in card["task"]["classes"] if c in set(labels)]
     cents = np.stack([emb[labels == c].mean(axis=0) for c in classes])

@@ -453,3 +453,36 @@ def test_interrupt_is_prompt_during_a_long_back_off(tmp_path, fake_met, objects_
                       progress=interrupt, **KW)
     assert time.monotonic() - start < 10  # the worker waiting out Retry-After stopped, not slept 30 s
     assert fake_met.hits_for(stuck) == 1 and _debris(tmp_path) == []
+
+
+def _table(path: Path, records: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_HEADER)
+        writer.writerows(_csv_row(r) for r in records)
+    return path
+
+
+def test_count_comes_before_the_painting_rules_and_extra_merges_are_a_choice(tmp_path):
+    """The paper's order: a class with more than min_per_class labelled paintings is kept even when removing its
+    non-paintings leaves fewer; the project's extra merges (Mughal -> Indian...) are made only when asked for."""
+    mughal = [_synthetic(f"99100{i}", culture="Mughal") for i in range(3)]
+    mughal.append(_synthetic("991009", culture="Mughal", objectName="Box", medium="Lacquer"))
+    french = [_synthetic(f"99200{i}", artistNationality="French") for i in range(5)]
+    table = _table(tmp_path / "MetObjects.csv", mughal + french)
+
+    df, report = met.select_paintings(table, min_per_class=3)
+    assert set(df["culture"]) == {"French"} and "Indian" not in report.per_class
+    assert report.dropped["no culture class: Mughal: not one of the study's classes (extra_merges merges it into "
+                          "Indian)"] == 4
+    assert any("extra merges (not the study's) not made" in n and "Mughal -> Indian" in n for n in report.notes)
+
+    df, report = met.select_paintings(table, min_per_class=3, extra_merges=True)
+    # 4 labelled Indian paintings pass the count (> 3); the box is removed afterwards, leaving 3
+    assert report.per_class["Indian"] == {"initial": 4, "excluded": 1, "over_limit": 0}
+    assert sorted(df.loc[df["culture"] == "Indian", "object_id"]) == ["991000", "991001", "991002"]
+    assert report.merged == {} and any("extra merges (not the study's) MADE" in n for n in report.notes)
+    assert report.dropped["not a painting: box or case"] == 1
+    lines = "\n".join(report.lines())
+    assert "Native American, Latin American -> American" in lines and "Spanish Colonial -> Spanish" in lines
+    assert "Table 1 counts (initial and final per culture) are not recorded" in lines

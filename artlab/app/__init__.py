@@ -2,9 +2,10 @@
 
 ``frame`` (session defaults, the run chosen, ``run_safely``, the legacy ``pages/`` workaround), ``cache`` (the one
 cache decorator, keyed on a run and its card), ``runs`` (what the app reads from runs), ``images`` (previews and
-samples), ``analysis`` (predictions, CAMs, neighbours, the map), ``widgets`` (display helpers). Pages use the
-names offered here: ``from artlab import app``, then ``app.current_run()``; each is loaded from its
-module on first use, so ``python -m artlab.app.serve`` starts the server without loading torch.
+samples), ``analysis`` (predictions, CAMs, neighbours, the map), ``widgets`` (display helpers), ``words`` (the model
+card's sentences about the split and the study). Pages use the names offered here: ``from artlab import app``, then
+``app.current_run()``; each is loaded from its module on first use, so ``python -m artlab.app.serve`` starts the
+server without loading torch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _MODULES = {
     ),
     "images": ("painting_file", "painting_preview", "preview", "sample_choices", "short", "thumbnail"),
     "widgets": ("percent_style", "percent_table", "show_image"),
+    "words": ("deviations_markdown", "split_words"),
     "analysis": (
         "MAX_PATH_PAINTINGS", "METHOD_NAMES", "TOO_SLOW_FOR_THE_APP", "cam_methods", "digest", "explanations",
         "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",

@@ -50,6 +50,7 @@ def cmd_data(a) -> int:
         from artlab.collection.met import build_met
         report = build_met(Path(a.out), a.objects, api=a.api, min_per_class=a.min_per_class,
                            netherlandish=a.netherlandish, exclusions=Path(a.exclusions) if a.exclusions else None,
+                           extra_merges=a.extra_merges,
                            max_side=a.max_side, workers=a.workers, rate=a.rate, limit=a.limit, progress=progress)
     bar.done()
     print("\n".join(report.lines()))
@@ -167,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--workers", type=int, default=8)
     met.add_argument("--rate", type=float, default=80.0, help="requests per second (the Met allows 80)")
     met.add_argument("--limit", type=int, default=None, help="at most this many objects (a trial run)")
+    met.add_argument("--extra-merges", action="store_true",
+                     help="also merge what the study did not (Native/Latin American -> American, Spanish Colonial -> "
+                          "Spanish, Venetian/Florentine/Sienese -> Italian, Mughal -> Indian)")
     for q in (demo, met):
         q.add_argument("--netherlandish", choices=["dutch", "flemish"], default=None,
                        help="map 'Netherlandish' to a class (default: leave it unlabelled)")

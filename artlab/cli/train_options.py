@@ -25,7 +25,12 @@ HELP = {
     "group_by_artist": "artist-disjoint splits",
     "classes": "comma-separated subset of classes",
     "class_weights": "weight the loss by inverse class frequency",
-    "cache_views": "augmented views cached for partial/transfer (0: off)",
+    "cache_views": "augmented views cached for partial/transfer (0: a fresh augmentation every epoch, the studies' "
+                   "way; default 0 on CUDA, 4 on a CPU)",
+    "dropout": "dropout in the head (default 0: the studies use none)",
+    "knn_metric": "the kNN baseline's distance (default cosine; euclidean is scikit-learn's default)",
+    "embedding_layer": "features of the class geometry: the backbone's pooled features (default, the culture study's) "
+                       "or the head's penultimate layer",
     "knn_ks": "comma-separated k values the kNN baseline chooses from on validation accuracy",
     "weights_file": "a local file of the backbone's ImageNet weights",
     "workers": "data loader worker processes",
@@ -36,9 +41,9 @@ CULTURE_SPLIT = (0.8, 0.1, 0.1)  # the culture study's split, the default when -
 def _choices() -> dict[str, tuple[str, ...]]:
     from artlab.model.backbones import backbone_names
     from artlab.model.classifier import HEADS, METHODS
-    from artlab.train.config import OPTIMIZERS, SCHEDULERS
+    from artlab.train.config import EMBEDDING_LAYERS, KNN_METRICS, OPTIMIZERS, SCHEDULERS
     return {"backbone": tuple(backbone_names()), "method": METHODS, "head": HEADS, "optimizer": OPTIMIZERS,
-            "scheduler": SCHEDULERS}
+            "scheduler": SCHEDULERS, "knn_metric": KNN_METRICS, "embedding_layer": EMBEDDING_LAYERS}
 
 
 def flag(field: dataclasses.Field) -> str:

@@ -52,9 +52,12 @@ class BuildReport:
         out += [f"  dropped {n}: {reason}" for reason, n in self.dropped.most_common()]
         out += [f"  merged into {k}: {', '.join(v)}" for k, v in self.merged.items()]
         if self.per_class:
-            out.append(f"  {'class':<20}{'initial':>9}{'excluded':>10}{'final':>7}")
+            paper = any("paper_initial" in c for c in self.per_class.values())  # the study's Table 1, when known
+            out.append(f"  {'class':<20}{'initial':>9}{'excluded':>10}{'final':>7}"
+                       + (f"{'paper initial':>15}{'paper final':>13}" if paper else ""))
             for name, c in sorted(self.per_class.items(), key=lambda kv: -kv[1].get("final", 0)):
-                out.append(f"  {name:<20}{c.get('initial', 0):>9}{c.get('excluded', 0):>10}{c.get('final', 0):>7}")
+                out.append(f"  {name:<20}{c.get('initial', 0):>9}{c.get('excluded', 0):>10}{c.get('final', 0):>7}"
+                           + (f"{c.get('paper_initial', ''):>15}{c.get('paper_final', ''):>13}" if paper else ""))
         for label, counts in self.label_counts.items():
             out.append(f"  {label}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         out += [f"  note: {n}" for n in self.notes]

@@ -26,10 +26,18 @@ CULTURE_TOKENS: dict[str, str] = {
     "german": "German", "germany": "German",
     "indian": "Indian", "india": "Indian", "gujarat": "Indian", "rajasthan": "Indian", "mewar": "Indian",
     "basohli": "Indian", "jammu": "Indian", "kangra": "Indian", "guler": "Indian", "bikaner": "Indian",
-    "jaipur": "Indian", "deccan": "Indian", "punjab hills": "Indian", "mughal": "Indian",
-    "italian": "Italian", "italy": "Italian", "venetian": "Italian", "florentine": "Italian", "sienese": "Italian",
+    "jaipur": "Indian", "deccan": "Indian", "punjab hills": "Indian",
+    "italian": "Italian", "italy": "Italian",
     "japanese": "Japanese", "japan": "Japanese",
     "spanish": "Spanish", "spain": "Spanish",
+}
+
+#: Merges artlab can make beyond the study's classes, off by default (``extra_merges=True``, ``artlab data met
+#: --extra-merges``): peoples of the Americas into American, a colony into its empire, Italian regional schools named
+#: without "Italian", and the Mughal court into Indian. Off, such a record stays unlabelled and the builder says why.
+EXTRA_MERGES: dict[str, str] = {
+    "native american": "American", "latin american": "American", "spanish colonial": "Spanish",
+    "venetian": "Italian", "florentine": "Italian", "sienese": "Italian", "mughal": "Indian",
 }
 
 #: "Netherlandish" names the Low Countries before the Dutch/Flemish split (c. 1585): neither class fits it.
@@ -47,11 +55,18 @@ def _tokens(value: str) -> list[str]:
     return [t.strip().lower() for t in _SPLIT.split(value or "") if t.strip()]
 
 
-def culture_of(record: Mapping[str, str], netherlandish: str | None = None) -> tuple[str, str]:
+def culture_of(record: Mapping[str, str], netherlandish: str | None = None,
+               extra_merges: bool = False) -> tuple[str, str]:
     """(class, why) for a Met record; class is '' when no rule applies, and ``why`` says which field decided."""
     for field in CULTURE_FIELDS:
         for token in _tokens(str(record.get(field) or "")):
             words = token.split()
+            extra = next((k for k in EXTRA_MERGES if re.search(rf"\b{k}\b", token)), None)
+            if extra and token not in CULTURE_TOKENS:  # before "american" in "native american" can match
+                if extra_merges:
+                    return EXTRA_MERGES[extra], f"{field}={record.get(field)!r} merged by choice"
+                return "", f"{extra.title()}: not one of the study's classes (extra_merges merges it into " \
+                           f"{EXTRA_MERGES[extra]})"
             if token in CULTURE_TOKENS:
                 return CULTURE_TOKENS[token], f"{field}={record.get(field)!r}"
             if token in NETHERLANDISH_TOKENS:

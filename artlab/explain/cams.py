@@ -97,7 +97,7 @@ class KNNDecision:
         self.scores = scores[0]
         self.label = int(np.argmax(self.scores))
         self.neighbours = self._neighbours(feats, sims, idx)
-        self.target = NeighbourSimilarity(self.knn.X_[self.neighbours])
+        self.target = NeighbourSimilarity(self.knn.unit_[self.neighbours])
         self.similarity = float(self.target(embedding.detach().float().reshape(-1)))
 
     def _neighbours(self, feats: np.ndarray, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -111,7 +111,7 @@ class KNNDecision:
         keep = idx[0][of_class & (sims[0] < SAME_PAINTING)]
         if len(keep):
             return keep
-        sims = (l2_normalise(feats) @ self.knn.X_.T)[0]
+        sims = (l2_normalise(feats) @ self.knn.unit_.T)[0]
         others = np.flatnonzero((self.knn.y_ == self.label) & (sims < SAME_PAINTING))
         return others[[np.argmax(sims[others])]] if len(others) else idx[0][of_class]
 

@@ -104,7 +104,7 @@ def painting_scores(predictor: Predictor, image, methods: Sequence[str], percent
     models = {  # model name -> (network, target, base confidence, maps)
         "finetuned": (predictor.classifier, ClassifierOutputSoftmaxTarget(first_ft.target),
                       float(first_ft.probs[first_ft.target]), {m: e.cam for m, (e, _) in ft.items()}),
-        "knn": (predictor.embedder, NeighbourSimilarity(predictor.knn.X_[first_kn.neighbours]), first_kn.similarity,
+        "knn": (predictor.embedder, NeighbourSimilarity(predictor.knn.unit_[first_kn.neighbours]), first_kn.similarity,
                 {m: e.cam for m, (e, _) in kn.items()}),
     }
     noise = random_map(tuple(first_pass.activations.shape[-2:]), x.shape[-1], rng or np.random.default_rng(0))

@@ -1,8 +1,11 @@
 """The kNN baseline: frozen pretrained features + k nearest neighbours, k chosen on validation accuracy.
 
-Distance: cosine (dot product of L2-normalised embeddings). Pooled CNN features grow with image contrast and
-detail, so their raw length says more about how busy a painting is than about its genre; cosine compares the
-direction (which features fire, relatively), the usual choice for retrieval with CNN embeddings.
+Distance: cosine by default (dot product of L2-normalised embeddings). Pooled CNN features grow with image contrast
+and detail, so their raw length says more about how busy a painting is than about its genre; cosine compares the
+direction (which features fire, relatively), the usual choice for retrieval with CNN embeddings. ``metric="euclidean"``
+ranks by Euclidean distance between the raw features instead: scikit-learn's ``KNeighborsClassifier`` default, and so
+the likely choice of the genre study, which does not name its distance. Whichever ranks the neighbours, the
+similarities handed to callers (the app, the kNN's explanations) are cosine, so they read the same for both.
 Follows scikit-learn's estimator contract: ``__init__`` stores parameters, ``fit`` sets attributes ending in ``_``.
 """
 
@@ -14,6 +17,7 @@ from artlab.errors import ConfigError, RunError
 from artlab.io import atomic_savez
 
 DEFAULT_KS = (1, 3, 5, 7, 9, 11, 15, 21)
+METRICS = ("cosine", "euclidean")
 
 #: From this many reference paintings on, search goes through FAISS (exact, the same answers; 1.3x faster at 100,000
 #: references in benchmarks/bench_knn.py) when it is installed. Below it, a NumPy product is as fast and simpler.
@@ -26,14 +30,17 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 
 class KNNBaseline:
-    def __init__(self, k: int = 5, ks: tuple[int, ...] = DEFAULT_KS, n_classes: int | None = None):
-        self.k, self.ks, self.n_classes = k, tuple(ks), n_classes
+    def __init__(self, k: int = 5, ks: tuple[int, ...] = DEFAULT_KS, n_classes: int | None = None,
+                 metric: str = "cosine"):
+        self.k, self.ks, self.n_classes, self.metric = k, tuple(ks), n_classes, metric
 
     def fit(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray | None = None) -> "KNNBaseline":
         X = np.asarray(X)
         if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
             raise ConfigError(f"kNN needs a non-empty 2-D feature array with one label a row, got {X.shape}")
-        self.X_ = l2_normalise(X)
+        if self.metric not in METRICS:
+            raise ConfigError(f"unknown kNN metric {self.metric!r}; choose one of: {', '.join(METRICS)}")
+        self.X_ = l2_normalise(X) if self.metric == "cosine" else np.asarray(X, dtype=np.float32)
         self.y_ = np.asarray(y, dtype=np.int64)
         self.ids_ = np.asarray(ids if ids is not None else np.arange(len(X)).astype(str))
         self.n_classes_ = int(self.n_classes or self.y_.max() + 1)
@@ -42,7 +49,7 @@ class KNNBaseline:
 
     def select_k(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[int, float]:
         """Set ``k_`` to the grid value with the best validation accuracy (smallest k on ties); return the curve."""
-        sims, idx = self._search(X_val, max(self.ks))
+        sims, idx = self._rank(X_val, max(self.ks))
         curve = {}
         for k in self.ks:
             if k > len(self.X_):
@@ -58,16 +65,17 @@ class KNNBaseline:
 
     def vote(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Everything the baseline says, from one search: (vote shares, tie-broken scores, similarities, indices)."""
-        sims, idx = self._search(X, self.k_)
-        return self._shares(idx), self._vote(sims, idx), sims, idx
+        closeness, idx = self._rank(X, self.k_)
+        sims = closeness if self.metric == "cosine" else self._cosine(X, idx)
+        return self._shares(idx), self._vote(closeness, idx), sims, idx
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Vote shares per class (rows sum to 1)."""
-        return self._shares(self._search(X, self.k_)[1])
+        return self._shares(self._rank(X, self.k_)[1])
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        """Vote shares with ties broken by summed similarity (what ``predict`` and top-3 rank by)."""
-        return self._vote(*self._search(X, self.k_))
+        """Vote shares with ties broken by summed closeness (what ``predict`` and top-3 rank by)."""
+        return self._vote(*self._rank(X, self.k_))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.scores(X).argmax(axis=1)
@@ -81,21 +89,45 @@ class KNNBaseline:
     def _shares(self, idx: np.ndarray) -> np.ndarray:
         return self._tally(idx, np.ones(idx.shape)) / idx.shape[1]
 
-    def _vote(self, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        # a tie goes to the class whose neighbours are closer
-        return self._shares(idx) + 1e-6 * self._tally(idx, sims)
+    def _vote(self, closeness: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        # a tie goes to the class whose neighbours are closer (in the metric that ranked them; bounded, so a tie-break
+        # never outweighs one vote)
+        bounded = closeness if self.metric == "cosine" else 1.0 / (1.0 + np.maximum(-closeness, 0.0))
+        return self._shares(idx) + 1e-6 * self._tally(idx, bounded)
+
+    @property
+    def unit_(self) -> np.ndarray:
+        """The references L2-normalised (what cosine similarities are taken against)."""
+        if getattr(self, "_unit", None) is None:
+            self._unit = self.X_ if self.metric == "cosine" else l2_normalise(self.X_)
+        return self._unit
+
+    def _cosine(self, X: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Cosine similarities of each query to its neighbours ``idx``."""
+        return np.einsum("nd,nkd->nk", l2_normalise(X), self.unit_[idx])
 
     def _search(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cosine similarities, indices), nearest first in the baseline's metric."""
+        closeness, idx = self._rank(X, k)
+        return (closeness, idx) if self.metric == "cosine" else (self._cosine(X, idx), idx)
+
+    def _rank(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(closeness, indices), nearest first: cosine similarity, or minus the Euclidean distance."""
         if not hasattr(self, "X_"):
             raise RunError("the kNN baseline is not fitted")
-        k, queries = min(k, len(self.X_)), l2_normalise(X)
+        k = min(k, len(self.X_))
+        queries = l2_normalise(X) if self.metric == "cosine" else np.asarray(X, dtype=np.float32)
         index = self._faiss_index() if len(self.X_) >= FAISS_MIN_REFERENCES else None
         if index is not None:
-            sims, idx = index.search(queries, k)
-            return sims, idx.astype(np.int64)
-        sims = queries @ self.X_.T
-        idx = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(sims, idx, axis=1), idx
+            close, idx = index.search(np.ascontiguousarray(queries), k)
+            return (close if self.metric == "cosine" else -np.sqrt(np.maximum(close, 0.0))), idx.astype(np.int64)
+        if self.metric == "cosine":
+            close = queries @ self.X_.T
+        else:  # |q - x|^2 = |q|^2 - 2 q.x + |x|^2, without a [queries, references, d] array
+            sq = (queries ** 2).sum(1)[:, None] - 2 * queries @ self.X_.T + (self.X_ ** 2).sum(1)[None, :]
+            close = -np.sqrt(np.maximum(sq, 0.0))
+        idx = np.argsort(-close, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(close, idx, axis=1), idx
 
     def _faiss_index(self):
         """An exact inner-product FAISS index over the references, built once (None if faiss is not installed)."""
@@ -104,7 +136,7 @@ class KNNBaseline:
                 import faiss
             except ImportError:
                 return None
-            index = faiss.IndexFlatIP(self.X_.shape[1])
+            index = (faiss.IndexFlatIP if self.metric == "cosine" else faiss.IndexFlatL2)(self.X_.shape[1])
             index.add(np.ascontiguousarray(self.X_, dtype=np.float32))
             self._index = index
         return self._index
@@ -112,7 +144,7 @@ class KNNBaseline:
     # --- the run folder's knn.npz ---------------------------------------------------------------------------
     def save(self, path) -> None:
         atomic_savez(path, embeddings=self.X_, labels=self.y_, ids=self.ids_.astype(str), k=np.int64(self.k_),
-                     n_classes=np.int64(self.n_classes_))
+                     n_classes=np.int64(self.n_classes_), metric=np.array(self.metric))
 
     @classmethod
     def load(cls, path) -> "KNNBaseline":
@@ -120,7 +152,8 @@ class KNNBaseline:
             z = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise RunError(f"unreadable kNN reference file {path}: {exc}") from None
-        knn = cls(k=int(z["k"]), n_classes=int(z["n_classes"]))
+        metric = str(z["metric"]) if "metric" in z.files else "cosine"  # runs before the option were cosine
+        knn = cls(k=int(z["k"]), n_classes=int(z["n_classes"]), metric=metric)
         knn.X_, knn.y_, knn.ids_ = z["embeddings"].astype(np.float32), z["labels"], z["ids"]
         knn.n_classes_, knn.k_ = int(z["n_classes"]), int(z["k"])
         return knn

@@ -8,9 +8,10 @@ from typing import Any
 
 import pandas as pd
 
+from artlab.report.protocol import study_of
 from artlab.report.tables import metrics_frame
 
-TEXT_COLUMNS = {"name", "backbone", "method", "head", "optimizer", "scheduler", "status", "error"}
+TEXT_COLUMNS = {"name", "row", "backbone", "method", "head", "optimizer", "scheduler", "split", "status", "error"}
 
 
 def metrics_table(run) -> str:
@@ -23,7 +24,16 @@ def metrics_table(run) -> str:
     lines += [f"{name:<22}" + "".join(f"{v:>14.3f}" for v in row) for name, row in table.iterrows()]
     lines.append("per-class recall: " + ", ".join(
         f"{c} {ft['per_class'][c]['recall']:.2f}/{kn['per_class'][c]['recall']:.2f}" for c in run.classes))
+    lines.append(deviations_text(run.card))
     return "\n".join(lines)
+
+
+def deviations_text(card: dict) -> str:
+    """Where the run departs from its study, one sentence a line (under the metrics table)."""
+    study = study_of(card["task"]["label"], card.get("head", "")).study
+    split = "artist-disjoint" if card["task"].get("group_by_artist") else "random"
+    return "\n".join([f"split: {split}; where this run departs from the {study}:"]
+                      + [f"  - {d}" for d in card.get("deviations") or []])
 
 
 def confusion_text(cm, classes) -> str:

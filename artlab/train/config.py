@@ -9,6 +9,10 @@ from artlab.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "step", "plateau")
+KNN_METRICS = ("cosine", "euclidean")
+EMBEDDING_LAYERS = ("backbone", "head")
+#: Augmented views cached on a CPU when ``cache_views`` is left unset (a GPU draws a fresh augmentation every epoch).
+CPU_CACHE_VIEWS = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +40,12 @@ class TrainConfig:
     max_per_class: int | None = None
     classes: tuple[str, ...] | None = None
     class_weights: bool = False  # weight the loss by inverse class frequency (the culture study's imbalance)
-    cache_views: int = 4  # augmented views of each training image whose frozen output is cached (0: no cache)
+    # Augmented views of each training image whose frozen output is cached, for partial/transfer (0: no cache, a
+    # fresh augmentation every epoch as the studies do). None: 0 on CUDA, CPU_CACHE_VIEWS on a CPU (a shortcut).
+    cache_views: int | None = None
+    dropout: float = 0.0  # in the head; neither study mentions dropout
+    knn_metric: str = "cosine"  # the kNN baseline's distance (artlab/model/knn.py argues for cosine)
+    embedding_layer: str = "backbone"  # the culture geometry's features: pooled backbone (the study's) or the head's
     knn_ks: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
     weights_file: str | None = None
     device: str = "auto"
@@ -48,16 +57,29 @@ class TrainConfig:
         from artlab.train.splits import check_ratios
         get_backbone(self.backbone)
         for value, allowed, what in ((self.method, METHODS, "method"), (self.head, HEADS, "head"),
-                                     (self.optimizer, OPTIMIZERS, "optimizer"), (self.scheduler, SCHEDULERS, "scheduler")):
+                                     (self.optimizer, OPTIMIZERS, "optimizer"),
+                                     (self.scheduler, SCHEDULERS, "scheduler"),
+                                     (self.knn_metric, KNN_METRICS, "kNN metric"),
+                                     (self.embedding_layer, EMBEDDING_LAYERS, "embedding layer")):
             if value not in allowed:
                 raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
         check_ratios(tuple(self.split))
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError("epochs, batch size and patience must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be at least 0 and below 1, got {self.dropout}")
+        if self.cache_views is not None and self.cache_views < 0:
+            raise ConfigError(f"cache_views must be 0 or more, got {self.cache_views}")
 
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-3 if self.optimizer == "adam" else 1e-2)
+
+    def views_on(self, device_type: str) -> int:
+        """The cached augmented views this run uses on a device of this type ("cuda", "cpu", ...)."""
+        if self.cache_views is not None:
+            return self.cache_views
+        return 0 if device_type == "cuda" else CPU_CACHE_VIEWS
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

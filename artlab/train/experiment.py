@@ -24,8 +24,11 @@ from artlab.train.grid import PUBLISHED_KEYS, Experiment, Row, load_experiment, 
 __all__ = ["run_experiment", "is_complete", "results_table", "load_experiment", "read_experiment"]
 
 RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
-COLUMNS = ("name", "backbone", "method", "head", "optimizer", "scheduler", "epochs", "val_acc", "top1", "top3",
-           "knn_top1", "knn_top3", "knn_k", "train_s", "total_s", "status", "error")
+COLUMNS = ("name", "row", "backbone", "method", "head", "optimizer", "scheduler", "split", "epochs", "val", "top1",
+           "top3", "precision", "recall", "f1", "knn_val", "knn_top1", "knn_top3", "knn_precision", "knn_recall",
+           "knn_f1", "knn_k", "train_s", "total_s", "status", "error")
+#: Columns shown only when the config publishes a figure for them (the genre table; the culture one has none).
+OPTIONAL = {"precision", "recall", "f1", "knn_val", "knn_precision", "knn_recall", "knn_f1"}
 
 
 # --- running ----------------------------------------------------------------------------------------------------
@@ -146,24 +149,41 @@ def results_table(exp: Experiment, status: dict[str, tuple[str, str]] | None = N
         state, error = status.get(row.name) or (("complete", "") if is_complete(exp.folder(row), row)
                                                 else ("pending", ""))
         card = json.loads((exp.folder(row) / CARD).read_text()) if state in ("trained", "complete") else None
-        lines.append({**_row_figures(row, card), "status": state, "error": error,
+        kind = "published" if row.name in exp.published else "extension" if exp.published else ""
+        lines.append({**_row_figures(row, card, exp.averaging), "row": kind, "status": state, "error": error,
                       **{f"paper_{k}": v for k, v in exp.published.get(row.name, {}).items()}})
     table = pd.DataFrame(lines)
-    paper = [f"paper_{k}" for k in PUBLISHED_KEYS if f"paper_{k}" in table.columns]
-    table = table.reindex(columns=[c for c in COLUMNS if c not in ("status", "error")] + paper + ["status", "error"])
-    return table.astype({"epochs": "Int64", "knn_k": "Int64"})
+    return table.reindex(columns=_columns(exp)).astype({"epochs": "Int64", "knn_k": "Int64"})
 
 
-def _row_figures(row: Row, card: dict | None) -> dict:
+def _columns(exp: Experiment) -> list[str]:
+    """COLUMNS, less the optional ones no row publishes, with the published figure beside ours (``paper_``)."""
+    shown = {k for figures in exp.published.values() for k in figures}
+    columns = []
+    for c in COLUMNS:
+        if c in OPTIONAL and c not in shown:
+            continue
+        columns.append(c)
+        if c in PUBLISHED_KEYS and (c in shown or c in ("val", "top1", "top3")) and exp.published:
+            columns.append(f"paper_{c}")
+    return columns
+
+
+def _row_figures(row: Row, card: dict | None, averaging: str = "weighted") -> dict:
     cfg = row.config
     out = {"name": row.name, "backbone": cfg.backbone, "method": cfg.method, "head": cfg.head,
-           "optimizer": cfg.optimizer, "scheduler": cfg.scheduler}
+           "optimizer": cfg.optimizer, "scheduler": cfg.scheduler,
+           "split": "artist-disjoint" if cfg.group_by_artist else "random"}
     if card is None:
         return out
     ft, knn, training = card["metrics"]["finetuned"], card["metrics"]["knn"], card["training"]
-    return {**out, "epochs": training["epochs_run"], "val_acc": ft.get("val_accuracy"), "top1": ft["accuracy"],
-            "top3": ft["top3_accuracy"], "knn_top1": knn["accuracy"], "knn_top3": knn["top3_accuracy"],
-            "knn_k": knn.get("k"), "train_s": training["train_seconds"], "total_s": training.get("total_seconds")}
+    out.update({"epochs": training["epochs_run"], "knn_k": knn.get("k"), "train_s": training["train_seconds"],
+                "total_s": training.get("total_seconds")})
+    for prefix, m in (("", ft), ("knn_", knn)):
+        out.update({f"{prefix}val": m.get("val_accuracy"), f"{prefix}top1": m["accuracy"],
+                    f"{prefix}top3": m["top3_accuracy"]})
+        out.update({f"{prefix}{k}": m.get(f"{k}_{averaging}") for k in ("precision", "recall", "f1")})
+    return out
 
 
 
@@ -171,7 +191,11 @@ def _write_results(exp: Experiment, table: pd.DataFrame) -> None:
     atomic_save(exp.out / RESULTS_CSV, lambda tmp: table.to_csv(tmp, index=False))
     intro = f"# {exp.path.stem}\n\n" + (f"{exp.description.strip()}\n\n" if exp.description.strip() else "")
     atomic_write_text(exp.out / RESULTS_MD, intro + table_markdown(table) + "\n\nTest-split accuracy of the "
-                      "fine-tuned model (top1, top3) and of the kNN baseline on frozen pretrained features.\n")
+                      "fine-tuned model (top1, top3) and of the kNN baseline on frozen pretrained features (knn_), "
+                      "validation accuracy (val), and the published figure beside each (paper_); rows marked "
+                      "extension are the grid's additions to the paper's table"
+                      + (f"; precision, recall and F1 are {exp.averaging} averages" if set(table.columns) & OPTIONAL
+                         else "") + ".\n")
 
 
 def _summary(exp: Experiment, status: dict[str, tuple[str, str]]) -> str:

@@ -39,13 +39,14 @@ def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
 class FrozenCache:
     """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...]."""
 
-    def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress):
+    def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress,
+                 n_views: int):
         df = task.df
         ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
         self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
         train = df[df["split"] == "train"]
         views = []
-        for v in range(cfg.cache_views):  # seeded per painting: the same augmented views after a restart
+        for v in range(n_views):  # seeded per painting: the same augmented views after a restart
             aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
                                seed=cfg.seed * 100 + v)
             views.append(compute(fn, in_order(aug, cfg.batch_size, cfg.workers), progress, f"augmented view {v + 1}",

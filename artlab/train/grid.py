@@ -14,7 +14,12 @@ A config (see ``configs/*.toml``)::
     name = "densenet121-partial"
     backbone = "densenet121"
     [published.resnet50-finetune-plateau]           # optional: the paper's figures, shown beside ours
-    top1 = 0.718                                    #   (top1, top3, knn_top1, knn_top3; fractions, not percent)
+    top1 = 0.718                                    #   (val, top1, top3, precision, recall, f1 and the same with
+                                                    #   knn_; fractions, not percent)
+
+Rows with published figures run first (in config order), then the others, marked "extension" in the table's ``row``
+column: what the grid adds to the paper. Precision, recall and F1 are compared with artlab's weighted averages
+(``published_averaging = "macro"`` at the top level to compare with the macro ones instead).
 
 Paths (``out``, ``collection``, ``weights_file``) are relative to the config file's folder; ``${VAR}`` and
 ``${VAR:-default}`` are expanded in every string. ``collection = "demo:PATH"`` names the CC0 demo collection in PATH,
@@ -38,11 +43,13 @@ from typing import Any
 from artlab.errors import ConfigError
 from artlab.train.config import TrainConfig
 
-TOP_KEYS = ("description", "out", "base", "grid", "runs", "published")
+TOP_KEYS = ("description", "out", "base", "grid", "runs", "published", "published_averaging")
 ROW_OPTIONS = {"umap": bool}  # experiment options a row may set besides the TrainConfig fields
 PATH_FIELDS = ("collection", "weights_file")
 DEMO_PREFIX = "demo:"
-PUBLISHED_KEYS = ("top1", "top3", "knn_top1", "knn_top3")
+PUBLISHED_KEYS = ("val", "top1", "top3", "precision", "recall", "f1",
+                  "knn_val", "knn_top1", "knn_top3", "knn_precision", "knn_recall", "knn_f1")
+AVERAGINGS = ("weighted", "macro")
 TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
@@ -60,6 +67,7 @@ class Experiment:
     rows: list[Row]
     description: str = ""
     published: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    averaging: str = "weighted"  # which of artlab's precision/recall/F1 averages the published figures match
     demo_dirs: frozenset[Path] = frozenset()  # collections to build with build_demo when missing
 
     def folder(self, row: Row) -> Path:
@@ -89,8 +97,13 @@ def read_experiment(path: str | Path) -> Experiment:
     rows = [_make_row(name, {**base, **over}, ctx) for name, over in settings]
     _check_unique([r.name for r in rows], path.name)
     published = _published(raw, {r.name for r in rows}, path.name)
+    rows = [r for r in rows if r.name in published] + [r for r in rows if r.name not in published]
+    averaging = raw.get("published_averaging", "weighted")
+    if averaging not in AVERAGINGS:
+        raise ConfigError(f"{path.name}: published_averaging must be one of {', '.join(AVERAGINGS)}")
     out = ctx.path(ctx.expand(raw["out"], "out"))
-    return Experiment(path, out, rows, str(raw.get("description", "")), published, frozenset(ctx.demo_dirs))
+    return Experiment(path, out, rows, str(raw.get("description", "")), published, averaging,
+                      frozenset(ctx.demo_dirs))
 
 
 def _read_toml(path: Path) -> dict:

@@ -44,7 +44,8 @@ def resolve_device(name: str) -> torch.device:
 def build_models(spec: BackboneSpec, cfg: TrainConfig, n_classes: int) -> tuple[Classifier, Embedder, dict]:
     pretrained = cfg.method != "scratch"
     parts, provenance = spec.parts(pretrained=pretrained, weights_file=cfg.weights_file)
-    model = apply_method(Classifier(parts, Head(cfg.head, spec.feature_dim, n_classes)), cfg.method)
+    model = apply_method(Classifier(parts, Head(cfg.head, spec.feature_dim, n_classes, dropout=cfg.dropout)),
+                         cfg.method)
     eparts, eprov = spec.parts(pretrained=True, weights_file=cfg.weights_file)  # the kNN baseline's own copy
     if not pretrained:  # a scratch classifier; the baseline still sees ImageNet features: the card records both
         provenance = {"classifier": provenance, **eprov}
@@ -76,6 +77,7 @@ class _Training:
     val: object
     frozen: FrozenCache | None
     cache_seconds: float
+    views: int  # augmented views cached per training painting (0: a fresh augmentation every epoch)
 
 
 def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = None,
@@ -96,11 +98,13 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
         return None
     s.model.load_state_dict(result.best_state, strict=False)
     s.model.eval()
-    emb, knn_feats, probs = _features(s, batches.frozen, progress)
+    feats, emb, knn_feats, probs = _features(s, batches.frozen, progress)
     knn, knn_share, knn_scores, metrics = _evaluate(s, knn_feats, probs)
     card = model_card(cfg, s.task, s.spec, s.provenance, result, metrics, s.device, batches.cache_seconds,
-                      time.perf_counter() - t_start, out, processes=s.world.size)
-    write_run(s.work, out, _contents(s, result, card, emb, knn_feats, probs, knn, knn_share, knn_scores, umap))
+                      time.perf_counter() - t_start, out, processes=s.world.size, cache_views=batches.views)
+    geometry_feats = feats if cfg.embedding_layer == "backbone" else emb
+    write_run(s.work, out, _contents(s, result, card, emb, knn_feats, probs, knn, knn_share, knn_scores, umap,
+                                     geometry_feats))
     leave(s.world)  # a failure above ends this process, and torchrun then stops the ones waiting
     return out
 
@@ -124,35 +128,36 @@ def _prepare(cfg: TrainConfig, out: Path) -> _Setup:
 def _batches(s: _Setup, progress: Progress) -> _Training:
     """From the frozen-feature cache when the method freezes a part and the cache is on, else from the images."""
     cfg, model = s.cfg, s.model
-    frozen_part = frozen_prefix(cfg.method) if cfg.cache_views > 0 else None
+    n_views = cfg.views_on(s.device.type)  # unset: a fresh augmentation every epoch on CUDA, cached views on a CPU
+    frozen_part = frozen_prefix(cfg.method) if n_views > 0 else None
     t0 = time.perf_counter()
     if not frozen_part:
         return _Training(model, image_batches(s.task, "train", s.spec, cfg, True, s.world),
-                         image_batches(s.task, "val", s.spec, cfg, False), None, 0.0)
+                         image_batches(s.task, "val", s.spec, cfg, False), None, 0.0, 0)
     fn = model.stem if frozen_part == "stem" else model.features
-    frozen = FrozenCache(fn, s.task, s.spec, cfg, s.device, progress)
+    frozen = FrozenCache(fn, s.task, s.spec, cfg, s.device, progress, n_views)
     forward = model.from_stem if frozen_part == "stem" else model.head
     y_all = torch.tensor(s.y)
     train_b = cached_batches(frozen, s.idx["train"], y_all[s.idx["train"]], cfg.batch_size, train=True,
                              world=s.world)
     val_b = cached_batches(frozen, s.idx["val"], y_all[s.idx["val"]], cfg.batch_size, train=False)
-    return _Training(forward, train_b, val_b, frozen, time.perf_counter() - t0)
+    return _Training(forward, train_b, val_b, frozen, time.perf_counter() - t0, n_views)
 
 
 def _features(s: _Setup, frozen: FrozenCache | None, progress: Progress):
-    """Every painting's penultimate features and softmax through the trained classifier, and the frozen pretrained
-    features the kNN uses."""
+    """Every painting's pooled backbone features, penultimate features and softmax through the trained classifier,
+    and the frozen pretrained features the kNN uses."""
     model = s.model
     feats, knn_feats = final_features(model, s.embedder, s.task, s.spec, s.cfg, frozen, s.device, progress)
     emb = batched(lambda f: model.head(f, pre_logits=True), feats, s.device)
     probs = torch.softmax(batched(model.head.fc, emb, s.device), dim=1).numpy()
-    return emb.numpy(), knn_feats.numpy(), probs
+    return feats.numpy(), emb.numpy(), knn_feats.numpy(), probs
 
 
 def _evaluate(s: _Setup, knn_feats: np.ndarray, probs: np.ndarray):
     """The kNN baseline on the training split (k chosen on validation), and both models' metrics on the test split."""
     idx, y, classes = s.idx, s.y, s.task.classes
-    knn = KNNBaseline(ks=s.cfg.knn_ks, n_classes=len(classes))
+    knn = KNNBaseline(ks=s.cfg.knn_ks, n_classes=len(classes), metric=s.cfg.knn_metric)
     knn.fit(knn_feats[idx["train"]], y[idx["train"]], s.task.df["id"].to_numpy()[idx["train"]])
     k_curve = knn.select_k(knn_feats[idx["val"]], y[idx["val"]])
     knn_share, knn_scores, _, _ = knn.vote(knn_feats[idx["test"]])
@@ -161,18 +166,21 @@ def _evaluate(s: _Setup, knn_feats: np.ndarray, probs: np.ndarray):
                "knn": classification_report(y[t], knn_scores.argmax(1), knn_scores, classes)}
     metrics["finetuned"]["val_accuracy"] = float(np.mean(probs[idx["val"]].argmax(1) == y[idx["val"]]))
     metrics["knn"].update(k=int(knn.k_), k_curve={str(k): v for k, v in k_curve.items()},
-                          val_accuracy=k_curve[knn.k_], distance="cosine")
+                          val_accuracy=k_curve[knn.k_], distance=s.cfg.knn_metric)
     return knn, knn_share, knn_scores, metrics
 
 
 def _contents(s: _Setup, result: FitResult, card: dict, emb, knn_feats, probs, knn, knn_share, knn_scores,
-              umap: bool) -> RunContents:
+              umap: bool, geometry_feats: np.ndarray) -> RunContents:
+    """The run folder's contents; the geometry from the features ``cfg.embedding_layer`` chose (geometry.json says
+    which)."""
     df = s.task.df
+    geometry = class_geometry(geometry_feats, s.y, s.task.classes, seed=s.cfg.seed)
     cols = [c for c in ("id", "title", "artist", "date", "url", "license", "path") if c in df.columns]
     return RunContents(
         card=card, model_state=trained_state(s.model, s.cfg.method), knn=knn, history=result.history,
         classes=s.task.classes, ids=df["id"].to_numpy(), y=s.y, split=df["split"].to_numpy(), embeddings=emb,
         knn_embeddings=knn_feats, test=s.idx["test"], probs=probs, knn_share=knn_share,
-        knn_pred=knn_scores.argmax(1), geometry=class_geometry(emb, s.y, s.task.classes, seed=s.cfg.seed),
+        knn_pred=knn_scores.argmax(1), geometry={**geometry, "layer": s.cfg.embedding_layer},
         paintings=df[cols].reset_index(drop=True), images=[s.task.root / p for p in df["path"]],
         umap=umap_coordinates(emb, seed=s.cfg.seed) if umap else None)

@@ -4,7 +4,7 @@ One entry point::
 
     build_met(out, objects_csv, *, api=DEFAULT_API, min_per_class=100, netherlandish=None, exclusions=None,
               max_side=MAX_SIDE, original=False, workers=8, rate=80.0, limit=None, progress=None,
-              timeout=30.0, retries=4, backoff=1.0) -> BuildReport
+              timeout=30.0, retries=4, backoff=1.0, extra_merges=False) -> BuildReport
 
 What it does, in order (each step is a small function, usable on its own: ``objects``, ``labels``, ``client``, ``images``):
 
@@ -13,10 +13,14 @@ What it does, in order (each step is a small function, usable on its own: ``obje
 2. ``read_paintings``: rows that are public domain ("Is Public Domain" == "True") and classified "Paintings".
 3. ``label_cultures``: ``rules.culture_of`` on Culture, Artist Nationality, Country; the merges it makes (England
    and Scottish into British, Indian regions into Indian...) are reported as ``report.merged``.
-4. ``exclude``: ``PAINTING_RULES`` below (objects catalogued as Paintings that are not: snuff boxes, books...) and a
-   curator's exclusions CSV (column ``object_id``, optional ``reason``; lines starting with ``#`` are ignored).
-5. ``keep_classes``: only classes with MORE than ``min_per_class`` paintings left after step 4; ``limit`` then caps
-   each class (the first by Object ID) for a trial build.
+   The project's extra merges beyond the study's classes (``rules.EXTRA_MERGES``: Native and Latin American into
+   American, Spanish Colonial into Spanish, Italian regional schools, Mughal into Indian) only with
+   ``extra_merges=True``; the report lists them and says whether they were made.
+4. ``keep_classes``: only classes with MORE than ``min_per_class`` labelled paintings (the paper's order: the count
+   comes first);
+5. ``exclude``: then, from the classes kept, ``PAINTING_RULES`` (objects.py: objects catalogued as Paintings that are
+   not: snuff boxes, books...) and a curator's exclusions CSV (column ``object_id``, optional ``reason``; lines
+   starting with ``#`` are ignored); ``limit`` then caps each class (the first by Object ID) for a trial build.
 6. ``download_images``: a thread pool; every request goes through one ``MetClient`` (a global rate limit, at most
    the Met's published 80 requests/second; retries with exponential back-off on timeouts, connection errors, 5xx and
    429, honouring Retry-After; 404 is final). An image already on disk that decodes is not fetched again, so an
@@ -26,7 +30,8 @@ What it does, in order (each step is a small function, usable on its own: ``obje
    ``department``, ``object_name``, ``medium``, ``culture_rule``) and ``failures.csv`` (one row an image that
    could not be had, and why), all written atomically at the end.
 
-``report.per_class`` is the study's Table 1: ``initial`` (public-domain Paintings labelled with the class),
+``report.per_class`` is the study's Table 1 (``report.lines()`` prints the paper's figures beside it where artlab
+has them, ``PAPER_TABLE1``): ``initial`` (public-domain Paintings labelled with the class),
 ``excluded`` (non-paintings and curator exclusions), ``final`` (images in the manifest), plus ``over_limit`` and
 ``unavailable`` (downloads that failed), so that initial - excluded - over_limit - unavailable = final.
 """
@@ -45,14 +50,16 @@ from artlab.io import atomic_save
 from artlab.collection.met.client import (DEFAULT_API, MAX_RETRY_AFTER, MET_RATE_LIMIT, MetClient, RateLimiter,
                                           Stopped, Unavailable, retry_after)
 from artlab.collection.met.images import decodes, download_images, fetch_image, image_url, save_image
-from artlab.collection.met.labels import (cap_per_class, drop_unlabelled, exclude, keep_classes, label_cultures,
-                                          merges, read_exclusions, select_paintings)
+from artlab.collection.met.labels import (PAPER_TABLE1, add_paper_counts, cap_per_class, drop_unlabelled, exclude,
+                                          extra_merges_note, keep_classes, label_cultures, merges, read_exclusions,
+                                          select_paintings)
 from artlab.collection.met.objects import (CSV_COLUMNS, PAINTING_RULES, SOURCE, Rule, fetch_table,
                                            painting_verdict, read_paintings)
 
 __all__ = ["build_met", "manifest_frame", "write_failures", "finish_report", "DEFAULT_API", "MAX_RETRY_AFTER",
            "MET_RATE_LIMIT", "MetClient", "RateLimiter", "Stopped", "Unavailable", "retry_after", "decodes",
-           "download_images", "fetch_image", "image_url", "save_image", "cap_per_class", "drop_unlabelled", "exclude",
+           "download_images", "fetch_image", "image_url", "save_image", "PAPER_TABLE1", "add_paper_counts",
+           "extra_merges_note", "cap_per_class", "drop_unlabelled", "exclude",
            "keep_classes", "label_cultures", "merges", "read_exclusions", "select_paintings", "CSV_COLUMNS",
            "PAINTING_RULES", "SOURCE", "Rule", "fetch_table", "painting_verdict", "read_paintings"]
 
@@ -103,7 +110,7 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
               netherlandish: str | None = None, exclusions: str | Path | None = None, max_side: int | None = MAX_SIDE,
               original: bool = False, workers: int = 8, rate: float = MET_RATE_LIMIT, limit: int | None = None,
               progress: Progress | None = None, timeout: float = 30.0, retries: int = 4,
-              backoff: float = 1.0) -> BuildReport:
+              backoff: float = 1.0, extra_merges: bool = False) -> BuildReport:
     """Build the Met culture collection into ``out`` (see the module docstring); rerun it to resume."""
     netherlandish = netherlandish.lower() if netherlandish else None
     _check_options(netherlandish, min_per_class, max_side, workers, limit)
@@ -112,7 +119,8 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
     try:
         table = fetch_table(str(objects_csv), out / "source", client)
         df, report = select_paintings(table, min_per_class=min_per_class, netherlandish=netherlandish,
-                                      exclusions=Path(exclusions) if exclusions else None, limit=limit)
+                                      exclusions=Path(exclusions) if exclusions else None, limit=limit,
+                                      extra_merges=extra_merges)
         failures, outcomes = download_images(df, out, client, workers=workers, max_side=max_side,
                                              original=original, progress=progress)
     finally:

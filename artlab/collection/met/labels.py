@@ -11,28 +11,29 @@ import pandas as pd
 
 from artlab.collection.contract import BuildReport
 from artlab.errors import CollectionError
-from artlab.collection.rules import CULTURE_FIELDS, culture_of
+from artlab.collection.rules import CULTURE_FIELDS, EXTRA_MERGES, culture_of
 
 from artlab.collection.met.objects import SOURCE, drop, painting_verdict, read_paintings
 
 
 # --- culture labels ----------------------------------------------------------------------------------------------
 
-def label_cultures(df: pd.DataFrame, netherlandish: str | None = None) -> pd.DataFrame:
+def label_cultures(df: pd.DataFrame, netherlandish: str | None = None, extra_merges: bool = False) -> pd.DataFrame:
     """Add ``culture`` (class or ''), ``culture_rule`` (why) and ``culture_raw`` (the value that decided)."""
     records = df[list(CULTURE_FIELDS)].to_dict("records")
-    labels = [culture_of(r, netherlandish) for r in records]
+    labels = [culture_of(r, netherlandish, extra_merges) for r in records]
     out = df.copy()
     out["culture"] = [c for c, _ in labels]
     out["culture_rule"] = [why for _, why in labels]
-    out["culture_raw"] = [_deciding_value(r, netherlandish) if c else "" for r, (c, _) in zip(records, labels)]
+    out["culture_raw"] = [_deciding_value(r, netherlandish, extra_merges) if c else ""
+                          for r, (c, _) in zip(records, labels)]
     return out
 
 
-def _deciding_value(record: dict, netherlandish: str | None) -> str:
+def _deciding_value(record: dict, netherlandish: str | None, extra_merges: bool = False) -> str:
     # culture_of stops at the first field with a matching token, so the first field that labels on its own decided.
     for field in CULTURE_FIELDS:
-        if culture_of({field: record.get(field, "")}, netherlandish)[0]:
+        if culture_of({field: record.get(field, "")}, netherlandish, extra_merges)[0]:
             return record[field]
     return ""
 
@@ -54,6 +55,8 @@ def drop_unlabelled(df: pd.DataFrame, report: BuildReport) -> pd.DataFrame:
 def _why_unlabelled(why: str) -> str:
     if why.startswith("Netherlandish"):
         return "Netherlandish, neither Dutch nor Flemish (choose with netherlandish=)"
+    if "not one of the study's classes" in why:
+        return why
     return "no culture recorded" if why == "no culture recorded" else "no rule in rules.py matches its culture"
 
 
@@ -133,18 +136,49 @@ def cap_per_class(df: pd.DataFrame, limit: int | None, report: BuildReport) -> p
 
 
 def select_paintings(table: Path, *, min_per_class: int = 100, netherlandish: str | None = None,
-                     exclusions: Path | None = None, limit: int | None = None,
+                     exclusions: Path | None = None, limit: int | None = None, extra_merges: bool = False,
                      report: BuildReport | None = None) -> tuple[pd.DataFrame, BuildReport]:
-    """Steps 2-5 without any download: the paintings to fetch, and the report so far (per_class, merged, dropped)."""
+    """Steps 2-5 without any download: the paintings to fetch, and the report so far (per_class, merged, dropped).
+
+    The paper's order: a class is kept when it has more than ``min_per_class`` labelled paintings, and only then are
+    the non-paintings (and the curator's exclusions) removed from the classes kept, so a class can end below it."""
     report = report or BuildReport(source=SOURCE)
-    labelled = drop_unlabelled(label_cultures(read_paintings(table, report), netherlandish), report)
-    removed = exclude(labelled, read_exclusions(exclusions) if exclusions else {}, report)
-    selected = keep_classes(labelled[~removed], min_per_class, report)
+    labelled = drop_unlabelled(label_cultures(read_paintings(table, report), netherlandish, extra_merges), report)
+    counted = keep_classes(labelled, min_per_class, report)
+    removed = exclude(counted, read_exclusions(exclusions) if exclusions else {}, report)
+    selected = counted[~removed]
     capped = cap_per_class(selected, limit, report)
-    for culture in sorted(selected["culture"].unique()):
-        in_class = labelled["culture"] == culture
+    for culture in sorted(counted["culture"].unique()):
+        in_class = counted["culture"] == culture
         report.per_class[culture] = {
             "initial": int(in_class.sum()), "excluded": int((in_class & removed).sum()),
             "over_limit": int((selected["culture"] == culture).sum() - (capped["culture"] == culture).sum())}
     report.merged = merges(selected)
+    report.notes.append(extra_merges_note(extra_merges))
+    add_paper_counts(report)
     return capped.reset_index(drop=True), report
+
+
+#: The paper's Table 1, culture -> (initial, final) paintings, printed beside a build's own counts. Empty: the
+#: figures could not be found with this project's tools, and none are invented; fill it in from the paper.
+PAPER_TABLE1: dict[str, tuple[int, int]] = {}
+
+
+def add_paper_counts(report: BuildReport) -> None:
+    """The paper's Table 1 figures beside today's (``paper_initial``, ``paper_final``), or a note that artlab has
+    none."""
+    for culture, counts in report.per_class.items():
+        if culture in PAPER_TABLE1:
+            counts["paper_initial"], counts["paper_final"] = PAPER_TABLE1[culture]
+    if not PAPER_TABLE1:
+        report.notes.append("the paper's Table 1 counts (initial and final per culture) are not recorded in artlab "
+                            "(PAPER_TABLE1 in artlab/collection/met/labels.py): compare these counts with the paper "
+                            "by hand")
+
+
+def extra_merges_note(on: bool) -> str:
+    """The project's merges beyond the study's classes, and whether this build made them."""
+    listed = "; ".join(f"{', '.join(k.title() for k, v in EXTRA_MERGES.items() if v == c)} -> {c}"
+                       for c in dict.fromkeys(EXTRA_MERGES.values()))
+    return (f"artlab's extra merges (not the study's) {'MADE' if on else 'not made (extra_merges=True to make them)'}: "
+            f"{listed}")
