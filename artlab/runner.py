@@ -21,17 +21,19 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from . import __version__
+from .accel import for_device
 from .backbones import BackboneSpec, get_backbone
 from .config import TrainConfig
 from .data import ImageDataset, Task, class_weights, in_order, make_task
 from .distributed import SINGLE, World, join, leave, wrap
+from .featurecache import VIEW_DTYPE, channels_last_modules, fill, nbytes
 from .geometry import class_geometry, umap_coordinates
 from .images import encode_jpeg, fit_within, load_image
 from .io import atomic_save, atomic_savez, atomic_write_bytes, atomic_write_json
 from .knn import KNNBaseline
+from .loaders import run_loader
 from .metrics import classification_report
 from .models import Classifier, Embedder, Head, apply_method, frozen_prefix, trained_state
 from .progress import Progress
@@ -68,7 +70,7 @@ def compute(fn, batches, progress: Progress, name: str, total: int, device):
 
 @torch.no_grad()
 def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
-    return torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    return torch.cat([fn(x[i:i + batch_size].to(device).float()).float().cpu() for i in range(0, len(x), batch_size)])
 
 
 def _workdir(out: Path, cfg: TrainConfig, create: bool = True) -> Path:
@@ -102,20 +104,25 @@ def _publish(work: Path, out: Path) -> None:
 
 
 class _Frozen:
-    """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...]."""
+    """The frozen part's outputs: ``all`` (eval view of every row of the task, float32), ``views``
+    [V, n_train, ...] (bfloat16: artlab.featurecache)."""
 
     def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress):
         df = task.df
         ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
-        self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
+        self.all = fill(fn, in_order(ds, cfg.batch_size, cfg.workers), len(ds), device, progress, "frozen features",
+                        channels_last=True)
         train = df[df["split"] == "train"]
-        views = []
+        self.views = torch.empty((cfg.cache_views, len(train), *self.all.shape[1:]), dtype=VIEW_DTYPE)
         for v in range(cfg.cache_views):  # seeded per painting: the same augmented views after a restart
             aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
                                seed=cfg.seed * 100 + v)
-            views.append(compute(fn, in_order(aug, cfg.batch_size, cfg.workers), progress, f"augmented view {v + 1}",
-                                 len(aug), device))
-        self.views = torch.stack(views)
+            fill(fn, in_order(aug, cfg.batch_size, cfg.workers), len(aug), device, progress, f"augmented view {v + 1}",
+                 out=self.views[v], channels_last=True)
+
+    @property
+    def nbytes(self) -> int:
+        return nbytes(self.all, self.views)
 
 
 def _shuffled(n: int, batch_size: int, world: World) -> list[torch.Tensor]:
@@ -151,11 +158,10 @@ def _image_batches(task: Task, split: str, spec: BackboneSpec, cfg: TrainConfig,
     if not train:
         return lambda: in_order(ds, cfg.batch_size, cfg.workers)
 
-    def batches():
-        shards = [b.tolist() for b in _shuffled(len(ds), cfg.batch_size, world)]
-        world.own_seed()
-        return iter(DataLoader(ds, batch_sampler=shards, num_workers=cfg.workers))
-    return batches
+    def draw():
+        return [b.tolist() for b in _shuffled(len(ds), cfg.batch_size, world)]
+    n_batches = len(range(0, len(ds), cfg.batch_size))
+    return run_loader(ds, draw, n_batches, resolve_device(cfg.device), cfg.workers, after_draw=world.own_seed)
 
 
 def final_features(model: Classifier, embedder: Embedder, task: Task, spec: BackboneSpec, cfg: TrainConfig,
@@ -219,6 +225,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     t0 = time.perf_counter()
     if frozen_part:
         fn = model.stem if frozen_part == "stem" else model.features
+        channels_last_modules(*((model.stem,) if frozen_part == "stem" else (model.stem, model.block)))
         frozen = _Frozen(fn, task, spec, cfg, device, progress)
         forward = model.from_stem if frozen_part == "stem" else model.head
         train_b = _cached_batches(frozen, idx["train"], y_all[idx["train"]], cfg.batch_size, train=True, world=world)
@@ -229,13 +236,17 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
         val_b = _image_batches(task, "val", spec, cfg, False)
     cache_seconds = time.perf_counter() - t0
 
+    accel = for_device(device)
+    if accel.channels_last:
+        model.to(memory_format=torch.channels_last)
     result = fit(model, forward, train_b, val_b, len(idx["train"]), cfg, device, criterion, progress,
-                 resume_file=work / RESUME, world=world, train_forward=wrap(forward, model, world, device))
+                 resume_file=work / RESUME, world=world, train_forward=wrap(forward, model, world, device), accel=accel)
     if not world.main:  # the weights are the same in every process: rank 0 evaluates and writes the run
         leave(world)  # (waits until rank 0 has written it: leaving earlier can abort the process group)
         return None
     model.load_state_dict(result.best_state, strict=False)
     model.eval()
+    t_evaluate = time.perf_counter()
 
     feats, knn_feats = final_features(model, embedder, task, spec, cfg, frozen if frozen_part else None, device,
                                       progress)
@@ -257,9 +268,13 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     metrics["knn"].update(k=int(knn.k_), k_curve={str(k): v for k, v in k_curve.items()},
                           val_accuracy=k_curve[knn.k_], distance="cosine")
 
+    t_write = time.perf_counter()
     _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap)
+    stages = {"evaluation_seconds": round(t_write - t_evaluate, 1),  # final features, kNN, metrics
+              "writing_seconds": round(time.perf_counter() - t_write, 1),
+              "frozen_cache_bytes": frozen.nbytes if frozen_part else 0, **accel.card()}
     card = _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, time.perf_counter() - t_start,
-                 processes=world.size)
+                 processes=world.size, stages=stages)
     card["task"]["collection_relative"] = os.path.relpath(task.root.resolve(), out.resolve())
     atomic_write_json(work / CARD, card)  # last: a folder with card.json is complete
     _publish(work, out)
@@ -303,7 +318,7 @@ def _write_paintings(work: Path, task: Task) -> None:
 
 
 def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, total_seconds,
-          processes: int = 1) -> dict:
+          processes: int = 1, stages: dict | None = None) -> dict:
     df = task.df
     per_class = {c: {s: int(((df[task.label] == c) & (df["split"] == s)).sum()) for s in ("train", "val", "test")}
                  for c in task.classes}
@@ -322,7 +337,8 @@ def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, t
         "method": cfg.method, "head": cfg.head, "config": cfg.to_dict(),
         "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
-                     "frozen_cache_seconds": round(cache_seconds, 1), "total_seconds": round(total_seconds, 1),
+                     "frozen_cache_seconds": round(cache_seconds, 1), **(stages or {}),
+                     "total_seconds": round(total_seconds, 1),
                      "device": str(device), "processes": processes, "torch": torch.__version__,
                      "python": platform.python_version()},
         "metrics": metrics,
