@@ -2,13 +2,13 @@
 
 Collecting batches in a list and concatenating them holds every output twice at the end (the list and the result):
 at the GenRe study's size (8,000 eval views and 4 x 5,600 augmented views of DenseNet121's 512 x 7 x 7 transition3
-output, 100 KB each in float32) that is 3 GB more at the peak. Filling a tensor in place holds them once, and the
-augmented views, which only feed training, are kept in bfloat16: half the memory, and a training epoch no slower
-(benchmarks/bench_frozen_levers.py). bfloat16 rather than float16 for its float32 range: a randomly initialised
-EfficientNet-Lite0's stem outputs are ~1e-6, below float16's normal range, where it keeps few digits (found by
-tests/test_loaders.py); bfloat16 keeps 3 significant digits at any scale, finer than the augmentation's noise. The
-eval views stay float32: the kNN's features and the saved model's predictions come from them and must equal those of
-a run without the cache.
+output, 100 KB each in float32) that is 5.3 GB at the peak for a 3 GB cache. Filling a tensor in place holds them
+once, and the augmented views, which only feed training, are kept in bfloat16: half the memory (1.93 GB in all at
+that size); benchmarks/bench_frozen_levers.py measures what it does to an epoch's speed and to the logits.
+bfloat16 rather than float16 for its float32 range: a randomly initialised EfficientNet-Lite0's stem outputs are
+~1e-6, below float16's normal range, where it keeps few digits (found by tests/test_loaders.py); bfloat16 keeps 3
+significant digits at any scale, finer than the augmentation's noise. The eval views stay float32: the kNN's features
+and the saved model's predictions come from them and must equal those of a run without the cache.
 
 The frozen part runs on channels_last (NHWC) tensors: 1.25x DenseNet121's stem and 1.37x EfficientNet-Lite0's on
 this 2-core CPU (batch 32, interleaved medians, a loaded machine; bench_frozen_levers.py measures it), the same
