@@ -20,8 +20,10 @@ from artlab.train.splits import SPLITS
 
 
 def model_card(cfg: TrainConfig, task: Task, spec: BackboneSpec, provenance: dict, result: FitResult, metrics: dict,
-               device, cache_seconds: float, total_seconds: float, out: Path, processes: int = 1) -> dict:
-    """card.json: what was trained on what, how, and how both models scored (docs/run-folder.md)."""
+               device, cache_seconds: float, total_seconds: float, out: Path, processes: int = 1,
+               stages: dict | None = None) -> dict:
+    """card.json: what was trained on what, how, and how both models scored (docs/run-folder.md). ``stages``: the
+    other stages' times, the cache's size and the GPU settings (artlab.train.accel), in ``training``."""
     df = task.df
     per_class = {c: {s: int(((df[task.label] == c) & (df["split"] == s)).sum()) for s in SPLITS}
                  for c in task.classes}
@@ -40,7 +42,8 @@ def model_card(cfg: TrainConfig, task: Task, spec: BackboneSpec, provenance: dic
         "method": cfg.method, "head": cfg.head, "config": cfg.to_dict(),
         "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
-                     "frozen_cache_seconds": round(cache_seconds, 1), "total_seconds": round(total_seconds, 1),
+                     "frozen_cache_seconds": round(cache_seconds, 1), **(stages or {}),
+                     "total_seconds": round(total_seconds, 1),
                      "device": str(device), "processes": processes, "torch": torch.__version__,
                      "python": platform.python_version()},
         "metrics": metrics,
