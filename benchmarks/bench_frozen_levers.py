@@ -29,11 +29,11 @@ common.steady_process()
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from artlab.model.backbones import get_backbone  # noqa: E402
-from artlab.train.data import ImageDataset, in_order  # noqa: E402
 from artlab.images import load_image  # noqa: E402
+from artlab.model.backbones import get_backbone  # noqa: E402
 from artlab.model.classifier import Classifier, Head, apply_method, train_mode  # noqa: E402
 from artlab.model.transforms import eval_transform  # noqa: E402
+from artlab.train.data import ImageDataset, in_order  # noqa: E402
 from paintings import GENRES, write_paintings  # noqa: E402
 
 BATCH = 32

@@ -36,12 +36,12 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("# GPU input pipeline (bench_gpu_pipeline.py): skipped, no CUDA device on this machine")
         return 0
-    from artlab.train.accel import NONE, for_device
     from artlab.model.backbones import get_backbone
-    from artlab.train.data import ImageDataset, usable_cpus
-    from artlab.train.loaders import run_loader
     from artlab.model.classifier import Classifier, Head, apply_method
     from artlab.model.transforms import train_transform
+    from artlab.train.accel import NONE, for_device
+    from artlab.train.data import ImageDataset, usable_cpus
+    from artlab.train.loaders import run_loader
     from paintings import GENRES, write_paintings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

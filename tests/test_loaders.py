@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from artlab.train.accel import NONE, for_device
 from artlab.model.backbones import get_backbone
+from artlab.model.transforms import eval_transform, train_transform
+from artlab.progress import Progress
+from artlab.train.accel import NONE, for_device
 from artlab.train.data import ImageDataset
 from artlab.train.frozen import VIEW_DTYPE, fill
 from artlab.train.loaders import loader_options, run_loader
-from artlab.progress import Progress
-from artlab.model.transforms import eval_transform, train_transform
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from artlab.progress import Progress
 from artlab.report.geometry import class_geometry, umap_coordinates
 from artlab.report.metrics import classification_report
 from artlab.runfolder import RESUME, RunContents, staging, write_run
-from artlab.train.accel import for_device
+from artlab.train.accel import Accel, for_device
 from artlab.train.batches import cached_batches, image_batches
 from artlab.train.card import model_card
 from artlab.train.config import TrainConfig
@@ -68,6 +68,7 @@ class _Setup:
     criterion: nn.Module
     idx: dict[str, np.ndarray]  # row indices of each split
     y: np.ndarray  # class indices, every row
+    accel: Accel  # bfloat16 autocast and channels_last on CUDA, nothing on a CPU
 
 
 @dataclasses.dataclass
@@ -89,12 +90,9 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     if not s.world.main:
         progress = Progress()  # rank 0 reports
     batches = _batches(s, progress)
-    accel = for_device(s.device)
-    if accel.channels_last:
-        s.model.to(memory_format=torch.channels_last)
     result = fit(s.model, batches.forward, batches.train, batches.val, len(s.idx["train"]), cfg, s.device,
                  s.criterion, progress, resume_file=s.work / RESUME, world=s.world,
-                 train_forward=wrap(batches.forward, s.model, s.world, s.device), accel=accel)
+                 train_forward=wrap(batches.forward, s.model, s.world, s.device), accel=s.accel)
     if not s.world.main:  # the weights are the same in every process: rank 0 evaluates and writes the run
         leave(s.world)  # (waits until rank 0 has written it: leaving earlier can abort the process group)
         return None
@@ -105,7 +103,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     knn, knn_share, knn_scores, metrics = _evaluate(s, knn_feats, probs)
     t_write = time.perf_counter()
     stages = {"evaluation_seconds": round(t_write - t_evaluate, 1),  # final features, kNN, metrics
-              "frozen_cache_bytes": batches.frozen.nbytes if batches.frozen is not None else 0, **accel.card()}
+              "frozen_cache_bytes": batches.frozen.nbytes if batches.frozen is not None else 0, **s.accel.card()}
     card = model_card(cfg, s.task, s.spec, s.provenance, result, metrics, s.device, batches.cache_seconds,
                       time.perf_counter() - t_start, out, processes=s.world.size, stages=stages)
 
@@ -128,11 +126,14 @@ def _prepare(cfg: TrainConfig, out: Path) -> _Setup:
     world.barrier()
     model, embedder, provenance = build_models(spec, cfg, len(task.classes))
     model.to(device).eval(), embedder.to(device).eval()  # frozen parts are always in eval mode (BatchNorm)
+    accel = for_device(device)
+    if accel.channels_last:
+        model.to(memory_format=torch.channels_last)
     y = task.df["y"].to_numpy()
     idx = {s: np.flatnonzero(task.df["split"].to_numpy() == s) for s in SPLITS}
     weight = class_weights(y[idx["train"]], len(task.classes)) if cfg.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
-    return _Setup(cfg, task, spec, world, device, work, model, embedder, provenance, criterion, idx, y)
+    return _Setup(cfg, task, spec, world, device, work, model, embedder, provenance, criterion, idx, y, accel)
 
 
 def _batches(s: _Setup, progress: Progress) -> _Training:
