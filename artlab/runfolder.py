@@ -16,7 +16,7 @@ import pickle
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -270,8 +270,10 @@ class RunContents:
     umap: np.ndarray | None = None  # [n, 2] map coordinates
 
 
-def write_run(work: Path, out: str | Path, contents: RunContents) -> Path:
-    """Write every file into the staging folder ``work``, the card last, and move it onto ``out``."""
+def write_run(work: Path, out: str | Path, contents: RunContents,
+              before_card: Callable[[dict], None] | None = None) -> Path:
+    """Write every file into the staging folder ``work``, the card last, and move it onto ``out``. ``before_card``
+    is called with the card just before it is written, so the card can record what writing the rest took."""
     c, labels = contents, np.asarray(contents.classes)[contents.y]
     atomic_save(work / MODEL, lambda tmp: torch.save(c.model_state, tmp))
     c.knn.save(work / KNN)
@@ -285,6 +287,8 @@ def write_run(work: Path, out: str | Path, contents: RunContents) -> Path:
     atomic_write_json(work / GEOMETRY, c.geometry)
     if c.umap is not None:
         atomic_savez(work / UMAP, coords=c.umap.astype(np.float32), ids=c.ids.astype(str))
+    if before_card is not None:
+        before_card(c.card)
     atomic_write_json(work / CARD, c.card)  # last: a folder with card.json is complete
     publish(work, out)
     return Path(out)

@@ -12,7 +12,9 @@ Four ways through the same files, interleaved round by round:
              the batch before.
 
 On a CPU the forward pass already keeps every core busy, so overlapping cannot hide decoding, only fill the gaps:
-the best possible ratio is forward / (forward + decode) in core-seconds, printed as "ceiling".
+the best possible ratio is forward / (forward + decode) in core-seconds, printed as "ceiling". The judged figure is
+the runner's ratio as a fraction of that ceiling (>= 0.95: what the machine allows, less 5%); the ratio to the model
+alone is printed as information (on two CPUs EfficientNet-Lite0's ceiling is itself about 0.85).
 
 Measured for the embedded default (EfficientNet-Lite0, a very cheap forward pass: the hardest case) and the genre
 study's DenseNet121 (random weights offline; the timing does not depend on them).
@@ -42,7 +44,7 @@ from artlab.images import load_image  # noqa: E402
 from artlab.model.classifier import Embedder  # noqa: E402
 from artlab.model.transforms import eval_transform  # noqa: E402
 
-TARGET_RATIO = 0.85
+TARGET_OF_CEILING = 0.95  # the runner must reach this fraction of what the machine allows (the ceiling)
 BATCH = 16
 
 
@@ -174,14 +176,15 @@ def report(times: dict[str, list[float]], n: int, what: str, threads: int, judge
     common.result(f"{what}: images/s, runner (draft + threads)", f"{rate['runner']:.1f}")
     # With every core busy, the pipeline can at best spend the forward's core-time plus decoding's (one core).
     forward_core, decode_core = ms["memory"] * min(threads, common.cpu_count()), ms["draft"] - ms["memory"]
-    common.result(f"{what}: ceiling with all {common.cpu_count()} CPUs busy",
-                  f"{forward_core / (forward_core + decode_core):.2f}")
+    ceiling = forward_core / (forward_core + decode_core)
+    common.result(f"{what}: ceiling with all {common.cpu_count()} CPUs busy", f"{ceiling:.2f}")
     ratio = rate["runner"] / rate["memory"]
-    name = f"{what}: ratio runner / memory"
+    common.result(f"{what}: ratio runner / memory (model only)", f"{ratio:.2f}")
+    name = f"{what}: runner / ceiling"
     if judged:
-        common.result(name, f"{ratio:.2f}", f">= {TARGET_RATIO}", ratio >= TARGET_RATIO)
+        common.result(name, f"{ratio / ceiling:.2f}", f">= {TARGET_OF_CEILING}", ratio / ceiling >= TARGET_OF_CEILING)
     else:
-        common.result(name, f"{ratio:.2f}")
+        common.result(name, f"{ratio / ceiling:.2f}")
 
 
 if __name__ == "__main__":

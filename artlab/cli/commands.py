@@ -1,4 +1,4 @@
-"""The ``artlab`` command (docs/design.md): data, train, evaluate, predict, explain, experiment.
+"""The ``artlab`` command (docs/design.md): data, train, evaluate, predict, explain, embed, experiment.
 
 User mistakes print one line and exit 2; unexpected errors exit 1 with a short message (traceback with --debug).
 """
@@ -128,6 +128,18 @@ def cmd_explain(a) -> int:
     return run_explain(a)
 
 
+def cmd_embed(a) -> int:
+    from artlab.progress import TqdmProgress
+    from artlab.train.embed import embed_collection
+    from artlab.train.runner import resolve_device
+    report = embed_collection(a.collection, a.out, backbone=a.backbone, weights_file=a.weights,
+                              batch_size=a.batch_size, chunk=a.chunk, device=str(resolve_device(a.device)),
+                              workers=a.workers, progress=TqdmProgress())
+    print("\n".join(report.lines()))
+    print(f"embeddings and index written to {a.out}")
+    return 0
+
+
 def cmd_experiment(a) -> int:
     from artlab.train.experiment import run_experiment
     from artlab.progress import TqdmProgress
@@ -209,6 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--limit", type=int, default=None, help="at most this many test paintings (faithfulness)")
     x.add_argument("--weights", default=None)
 
+    from artlab.model.backbones import backbone_names
+    from artlab.train.embed import CHUNK
+    em = sub.add_parser("embed", help="frozen features of a whole collection, in resumable chunks, and a FAISS index")
+    em.add_argument("--collection", required=True)
+    em.add_argument("--out", required=True)
+    em.add_argument("--backbone", default="efficientnet_lite0", choices=backbone_names())
+    em.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights")
+    em.add_argument("--batch-size", type=int, default=32)
+    em.add_argument("--chunk", type=int, default=CHUNK, help="paintings per chunk file (one chunk in memory at a time)")
+    em.add_argument("--device", default="auto")
+    em.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+
     ex = sub.add_parser("experiment", help="a grid of runs from a TOML config, and its results table")
     ex.add_argument("config")
     ex.add_argument("--only", default=None, help="run only the rows whose name contains this")
@@ -217,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "explain": cmd_explain, "experiment": cmd_experiment}
+            "explain": cmd_explain, "embed": cmd_embed, "experiment": cmd_experiment}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from artlab.model.backbones import BackboneSpec
 from artlab.model.transforms import eval_transform, train_transform
@@ -14,6 +13,7 @@ from artlab.train.config import TrainConfig
 from artlab.train.data import ImageDataset, Task, in_order
 from artlab.train.distributed import SINGLE, World
 from artlab.train.frozen import FrozenCache
+from artlab.train.loaders import run_loader
 
 
 def shuffled(n: int, batch_size: int, world: World) -> list[torch.Tensor]:
@@ -42,15 +42,16 @@ def cached_batches(frozen: FrozenCache, rows: np.ndarray, y: torch.Tensor, batch
 
 
 def image_batches(task: Task, split: str, spec: BackboneSpec, cfg: TrainConfig, train: bool,
-                   world: World = SINGLE):
+                  world: World = SINGLE, device: torch.device = torch.device("cpu")):
+    """Batches of images; for training, one DataLoader for the whole run (artlab.train.loaders) on ``device``'s
+    terms (pinned memory on CUDA)."""
     rows = task.rows(split)
     tf = train_transform(spec) if train else eval_transform(spec)
     ds = ImageDataset(task.root, rows["path"], tf, min_side=spec.resize_size, labels=rows["y"].tolist())
     if not train:
         return lambda: in_order(ds, cfg.batch_size, cfg.workers)
 
-    def batches():
-        shards = [b.tolist() for b in shuffled(len(ds), cfg.batch_size, world)]
-        world.own_seed()
-        return iter(DataLoader(ds, batch_sampler=shards, num_workers=cfg.workers))
-    return batches
+    def draw():
+        return [b.tolist() for b in shuffled(len(ds), cfg.batch_size, world)]
+    n_batches = len(range(0, len(ds), cfg.batch_size))
+    return run_loader(ds, draw, n_batches, device, cfg.workers, after_draw=world.own_seed)

@@ -22,10 +22,11 @@ from artlab.train.splits import SPLITS
 
 def model_card(cfg: TrainConfig, task: Task, spec: BackboneSpec, provenance: dict, result: FitResult, metrics: dict,
                device, cache_seconds: float, total_seconds: float, out: Path, processes: int = 1,
-               cache_views: int = 0) -> dict:
+               cache_views: int = 0, stages: dict | None = None) -> dict:
     """card.json: what was trained on what, how, and how both models scored (docs/run-folder.md), and where the
     run departs from its study (``deviations``, artlab.report.protocol). ``cache_views``: the augmented views the
-    run cached per training painting (0: a fresh augmentation every epoch)."""
+    run cached per training painting (0: a fresh augmentation every epoch). ``stages``: the other stages' times, the
+    cache's size and the GPU settings (artlab.train.accel), in ``training``."""
     df = task.df
     per_class = {c: {s: int(((df[task.label] == c) & (df["split"] == s)).sum()) for s in SPLITS}
                  for c in task.classes}
@@ -45,7 +46,8 @@ def model_card(cfg: TrainConfig, task: Task, spec: BackboneSpec, provenance: dic
         "method": cfg.method, "head": cfg.head, "config": cfg.to_dict(),
         "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
-                     "frozen_cache_seconds": round(cache_seconds, 1), "total_seconds": round(total_seconds, 1),
+                     "frozen_cache_seconds": round(cache_seconds, 1), **(stages or {}),
+                     "total_seconds": round(total_seconds, 1),
                      "device": str(device), "processes": processes, "cache_views": cache_views,
                      "torch": torch.__version__, "python": platform.python_version()},
         "metrics": metrics,

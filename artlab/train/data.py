@@ -77,11 +77,15 @@ class ImageDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
+        return self.get(i, self.seed)
+
+    def get(self, i: int, seed: int | None):
+        """Item i with its random transform seeded by (seed, i); from torch's global generator when None."""
         image = load_image(self.root / self.paths[i], min_side=self.min_side)
-        if self.seed is None:
+        if seed is None:
             x = self.transform(image)
         else:
-            x = self.transform(image, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + i))
+            x = self.transform(image, generator=torch.Generator().manual_seed((seed * 1_000_003 + i) % 2**63))
         return x if self.labels is None else (x, self.labels[i])
 
 

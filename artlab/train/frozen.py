@@ -1,8 +1,26 @@
 """The frozen-feature cache: for partial and transfer runs the frozen part's outputs are computed once (the eval view
 of every painting, a few seeded augmented views of the training ones) and training runs on them; and the last pass
-that gives every painting's features to the run folder, from the cache when there is one."""
+that gives every painting's features to the run folder, from the cache when there is one.
+
+The outputs are written into one preallocated tensor, batch by batch (``fill``). Collecting batches in a list and
+concatenating them holds every output twice at the end (the list and the result): at the GenRe study's size (8,000
+eval views and 4 x 5,600 augmented views of DenseNet121's 512 x 7 x 7 transition3 output, 100 KB each in float32)
+that is 5.3 GB at the peak for a 3 GB cache. Filling a tensor in place holds them once, and the augmented views, which
+only feed training, are kept in bfloat16: half the memory (1.93 GB in all at that size);
+benchmarks/bench_frozen_levers.py measures what it does to an epoch's speed and to the logits. bfloat16 rather than
+float16 for its float32 range: a randomly initialised EfficientNet-Lite0's stem outputs are ~1e-6, below float16's
+normal range, where it keeps few digits (found by tests/test_loaders.py); bfloat16 keeps 3 significant digits at any
+scale, finer than the augmentation's noise. The eval views stay float32: the kNN's features and the saved model's
+predictions come from them and must equal those of a run without the cache.
+
+The frozen part runs on channels_last (NHWC) tensors: 1.25x DenseNet121's stem and 1.37x EfficientNet-Lite0's on
+this 2-core CPU (batch 32, interleaved medians, a loaded machine; bench_frozen_levers.py measures it), the same
+features to float rounding. inference_mode was no faster than no_grad (0.9x) and its tensors cannot feed training.
+"""
 
 from __future__ import annotations
+
+from typing import Callable, Iterable
 
 import torch
 
@@ -33,25 +51,66 @@ def compute(fn, batches, progress: Progress, name: str, total: int, device):
 
 @torch.no_grad()
 def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
-    return torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    return torch.cat([fn(x[i:i + batch_size].to(device).float()).float().cpu() for i in range(0, len(x), batch_size)])
+
+
+VIEW_DTYPE = torch.bfloat16
+
+
+def fill(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable, n: int, device, progress: Progress,
+         name: str, dtype: torch.dtype = torch.float32, out: torch.Tensor | None = None,
+         channels_last: bool = False) -> torch.Tensor:
+    """``fn`` over ``n`` images in batches, written in order into ``out`` (allocated from the first batch's shape,
+    ``dtype``, when None). Returns ``out``. ``channels_last``: feed ``fn`` NHWC tensors (its modules should be
+    converted with ``channels_last_modules``)."""
+    progress.stage(name, n)
+    done = 0
+    with torch.no_grad():
+        for x in batches:
+            x = x[0] if isinstance(x, (list, tuple)) else x
+            x = x.to(device)
+            y = fn(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+            if out is None:
+                out = torch.empty((n, *y.shape[1:]), dtype=dtype)
+            out[done:done + len(y)].copy_(y)
+            done += len(y)
+            progress.advance(len(y))
+    progress.done()
+    if done != n:
+        raise RuntimeError(f"{name}: {done} outputs for {n} images")
+    return out
+
+
+def channels_last_modules(*modules: torch.nn.Module) -> None:
+    for m in modules:
+        m.to(memory_format=torch.channels_last)
+
+
+def nbytes(*tensors: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 class FrozenCache:
-    """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...]."""
+    """The frozen part's outputs: ``all`` (eval view of every row of the task, float32), ``views``
+    [V, n_train, ...] (bfloat16, ``VIEW_DTYPE``)."""
 
     def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress,
                  n_views: int):
         df = task.df
         ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
-        self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
+        self.all = fill(fn, in_order(ds, cfg.batch_size, cfg.workers), len(ds), device, progress, "frozen features",
+                        channels_last=True)
         train = df[df["split"] == "train"]
-        views = []
+        self.views = torch.empty((n_views, len(train), *self.all.shape[1:]), dtype=VIEW_DTYPE)
         for v in range(n_views):  # seeded per painting: the same augmented views after a restart
             aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
                                seed=cfg.seed * 100 + v)
-            views.append(compute(fn, in_order(aug, cfg.batch_size, cfg.workers), progress, f"augmented view {v + 1}",
-                                 len(aug), device))
-        self.views = torch.stack(views)
+            fill(fn, in_order(aug, cfg.batch_size, cfg.workers), len(aug), device, progress, f"augmented view {v + 1}",
+                 out=self.views[v], channels_last=True)
+
+    @property
+    def nbytes(self) -> int:
+        return nbytes(self.all, self.views)
 
 
 def final_features(model: Classifier, embedder: Embedder, task: Task, spec: BackboneSpec, cfg: TrainConfig,

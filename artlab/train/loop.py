@@ -17,11 +17,12 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from artlab.train.config import TrainConfig
-from artlab.train.distributed import SINGLE, World
 from artlab.io import atomic_save
 from artlab.model.classifier import Classifier, train_mode, trained_state
 from artlab.progress import Progress
+from artlab.train.accel import NONE, Accel
+from artlab.train.config import TrainConfig
+from artlab.train.distributed import SINGLE, World
 
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -51,14 +52,14 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 
 
 def run_epoch(forward, batches, criterion, device, opt=None, progress: Progress | None = None,
-              world: World = SINGLE) -> tuple[float, float]:
+              world: World = SINGLE, accel: Accel = NONE) -> tuple[float, float]:
     """One pass; trains when ``opt`` is given. Returns (mean loss, accuracy); under torchrun, training batches are
-    shards of global batches and the figures are the global ones."""
+    shards of global batches and the figures are the global ones. ``accel``: autocast and channels_last on a GPU."""
     total, loss_sum, correct = 0, 0.0, 0
     sharded = world.distributed and opt is not None
     for x, y in batches():
-        x, y = x.to(device, non_blocking=True).float(), y.to(device)
-        with torch.set_grad_enabled(opt is not None):
+        x, y = accel.inputs(x.to(device, non_blocking=True).float()), y.to(device, non_blocking=True)
+        with torch.set_grad_enabled(opt is not None), accel.context(device):
             logits = forward(x)
             if sharded:
                 loss, batch_loss, n = _share_of_global_loss(logits, y, criterion, world)
@@ -94,7 +95,8 @@ def _share_of_global_loss(logits, y, criterion: nn.CrossEntropyLoss, world: Worl
 
 def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batches: Batches, n_train: int,
         cfg: TrainConfig, device: torch.device, criterion: nn.Module, progress: Progress,
-        resume_file: Path | None = None, world: World = SINGLE, train_forward: Callable | None = None) -> FitResult:
+        resume_file: Path | None = None, world: World = SINGLE, train_forward: Callable | None = None,
+        accel: Accel = NONE) -> FitResult:
     """Train with early stopping. Under torchrun, ``train_batches`` yields this process's shards of each batch and
     ``train_forward`` is ``forward`` through DDP (artlab.train.distributed); validation runs whole on every process."""
     train_forward = train_forward or forward
@@ -112,10 +114,10 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
         torch.manual_seed(cfg.seed * 1000 + epoch)  # shuffling and dropout replay identically after a resume
         progress.stage(f"epoch {epoch}/{cfg.epochs}", n_train)
         train_mode(model, cfg.method)
-        tr_loss, tr_acc = run_epoch(train_forward, train_batches, criterion, device, opt, progress, world)
+        tr_loss, tr_acc = run_epoch(train_forward, train_batches, criterion, device, opt, progress, world, accel)
         world.share_buffers(model)
         model.eval()
-        va_loss, va_acc = run_epoch(forward, val_batches, criterion, device)
+        va_loss, va_acc = run_epoch(forward, val_batches, criterion, device, accel=accel)
         if world.distributed:  # one number everywhere: a GPU's last-bit noise must not let processes stop apart
             va_loss, va_acc = (v / world.size for v in world.sum([va_loss, va_acc]))
         lr = opt.param_groups[0]["lr"]

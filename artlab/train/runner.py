@@ -25,12 +25,13 @@ from artlab.progress import Progress
 from artlab.report.geometry import class_geometry, umap_coordinates
 from artlab.report.metrics import classification_report
 from artlab.runfolder import RESUME, RunContents, staging, write_run
+from artlab.train.accel import Accel, for_device
 from artlab.train.batches import cached_batches, image_batches
 from artlab.train.card import model_card
 from artlab.train.config import TrainConfig
 from artlab.train.data import Task, class_weights, make_task
 from artlab.train.distributed import World, join, leave, wrap
-from artlab.train.frozen import FrozenCache, batched, final_features
+from artlab.train.frozen import FrozenCache, batched, channels_last_modules, final_features
 from artlab.train.loop import FitResult, fit
 from artlab.train.splits import SPLITS
 
@@ -68,6 +69,7 @@ class _Setup:
     criterion: nn.Module
     idx: dict[str, np.ndarray]  # row indices of each split
     y: np.ndarray  # class indices, every row
+    accel: Accel  # bfloat16 autocast and channels_last on CUDA, nothing on a CPU
 
 
 @dataclasses.dataclass
@@ -92,19 +94,29 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     batches = _batches(s, progress)
     result = fit(s.model, batches.forward, batches.train, batches.val, len(s.idx["train"]), cfg, s.device,
                  s.criterion, progress, resume_file=s.work / RESUME, world=s.world,
-                 train_forward=wrap(batches.forward, s.model, s.world, s.device))
+                 train_forward=wrap(batches.forward, s.model, s.world, s.device), accel=s.accel)
     if not s.world.main:  # the weights are the same in every process: rank 0 evaluates and writes the run
         leave(s.world)  # (waits until rank 0 has written it: leaving earlier can abort the process group)
         return None
     s.model.load_state_dict(result.best_state, strict=False)
     s.model.eval()
+    t_evaluate = time.perf_counter()
     feats, emb, knn_feats, probs = _features(s, batches.frozen, progress)
     knn, knn_share, knn_scores, metrics = _evaluate(s, knn_feats, probs)
+    t_write = time.perf_counter()
+    stages = {"evaluation_seconds": round(t_write - t_evaluate, 1),  # final features, kNN, metrics
+              "frozen_cache_bytes": batches.frozen.nbytes if batches.frozen is not None else 0, **s.accel.card()}
     card = model_card(cfg, s.task, s.spec, s.provenance, result, metrics, s.device, batches.cache_seconds,
-                      time.perf_counter() - t_start, out, processes=s.world.size, cache_views=batches.views)
+                      time.perf_counter() - t_start, out, processes=s.world.size, cache_views=batches.views,
+                      stages=stages)
     geometry_feats = feats if cfg.embedding_layer == "backbone" else emb
+
+    def timed(card: dict) -> None:  # writing (geometry, UMAP, thumbnails, files) is known only once it is done
+        now = time.perf_counter()
+        card["training"].update(writing_seconds=round(now - t_write, 1), total_seconds=round(now - t_start, 1))
+
     write_run(s.work, out, _contents(s, result, card, emb, knn_feats, probs, knn, knn_share, knn_scores, umap,
-                                     geometry_feats))
+                                     geometry_feats), before_card=timed)
     leave(s.world)  # a failure above ends this process, and torchrun then stops the ones waiting
     return out
 
@@ -118,11 +130,14 @@ def _prepare(cfg: TrainConfig, out: Path) -> _Setup:
     world.barrier()
     model, embedder, provenance = build_models(spec, cfg, len(task.classes))
     model.to(device).eval(), embedder.to(device).eval()  # frozen parts are always in eval mode (BatchNorm)
+    accel = for_device(device)
+    if accel.channels_last:
+        model.to(memory_format=torch.channels_last)
     y = task.df["y"].to_numpy()
     idx = {s: np.flatnonzero(task.df["split"].to_numpy() == s) for s in SPLITS}
     weight = class_weights(y[idx["train"]], len(task.classes)) if cfg.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
-    return _Setup(cfg, task, spec, world, device, work, model, embedder, provenance, criterion, idx, y)
+    return _Setup(cfg, task, spec, world, device, work, model, embedder, provenance, criterion, idx, y, accel)
 
 
 def _batches(s: _Setup, progress: Progress) -> _Training:
@@ -132,9 +147,10 @@ def _batches(s: _Setup, progress: Progress) -> _Training:
     frozen_part = frozen_prefix(cfg.method) if n_views > 0 else None
     t0 = time.perf_counter()
     if not frozen_part:
-        return _Training(model, image_batches(s.task, "train", s.spec, cfg, True, s.world),
+        return _Training(model, image_batches(s.task, "train", s.spec, cfg, True, s.world, s.device),
                          image_batches(s.task, "val", s.spec, cfg, False), None, 0.0, 0)
     fn = model.stem if frozen_part == "stem" else model.features
+    channels_last_modules(*((model.stem,) if frozen_part == "stem" else (model.stem, model.block)))
     frozen = FrozenCache(fn, s.task, s.spec, cfg, s.device, progress, n_views)
     forward = model.from_stem if frozen_part == "stem" else model.head
     y_all = torch.tensor(s.y)
