@@ -37,6 +37,7 @@ class BuildReport:
     per_class: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     label_counts: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
+    curation: dict = dataclasses.field(default_factory=dict)  # what of an existing curation.csv applies
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] += n
@@ -44,7 +45,7 @@ class BuildReport:
     def to_dict(self) -> dict:
         return {"source": self.source, "kept": self.kept, "dropped": dict(self.dropped), "merged": self.merged,
                 "per_class": self.per_class,
-                "label_counts": self.label_counts, "notes": self.notes}
+                "label_counts": self.label_counts, "notes": self.notes, "curation": self.curation}
 
     def lines(self) -> list[str]:
         out = [f"{self.source}: kept {self.kept} images"]
@@ -66,6 +67,8 @@ def write_manifest(folder: str | Path, df: pd.DataFrame, report: BuildReport | N
     validate_manifest(df, folder, check_files=True)
     atomic_save(folder / MANIFEST, lambda tmp: df.to_csv(tmp, index=False))
     if report is not None:
+        from .curation import report_curation  # curation reads manifests: imported here, not at the top
+        report_curation(folder, df, report)
         atomic_write_json(folder / REPORT, report.to_dict())
     return folder / MANIFEST
 

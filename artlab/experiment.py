@@ -39,6 +39,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import curation
 from .config import TrainConfig
 from .errors import ArtlabError, ConfigError
 from .io import atomic_save, atomic_write_text
@@ -312,7 +313,7 @@ def is_complete(folder: Path, row: Row) -> bool:
     relative = card.get("task", {}).get("collection_relative")
     if relative and (folder / relative).resolve() == Path(wanted["collection"]).resolve():
         saved["collection"] = wanted["collection"]  # the same folder, recorded by a checkout somewhere else
-    return saved == wanted
+    return saved == wanted and curation.since(wanted["collection"], card) == 0  # no decision since it trained
 
 
 def _check_collections(exp: Experiment, rows: list[Row]) -> None:

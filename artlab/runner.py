@@ -71,19 +71,21 @@ def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
 
 
-def _workdir(out: Path, cfg: TrainConfig, create: bool = True) -> Path:
-    """A resumable staging folder beside ``out``: kept when its config matches, started afresh otherwise (only
-    its path when ``create`` is false: the processes other than rank 0 under torchrun)."""
+def _workdir(out: Path, cfg: TrainConfig, create: bool = True, curation: str | None = None) -> Path:
+    """A resumable staging folder beside ``out``: kept when its config (and the collection's curation.csv, by its
+    sha256) match, started afresh otherwise (only its path when ``create`` is false: the processes other than rank 0
+    under torchrun)."""
     work = out.parent / f".{out.name}.partial"
     if not create:
         return work
     config_file = work / "config.json"
+    wanted = {**cfg.to_dict(), "curation_sha256": curation} if curation else cfg.to_dict()
     if work.exists():
-        same = config_file.is_file() and json.loads(config_file.read_text()) == cfg.to_dict()
+        same = config_file.is_file() and json.loads(config_file.read_text()) == wanted
         if not same:
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_file, cfg.to_dict())
+    atomic_write_json(config_file, wanted)
     return work
 
 
@@ -205,7 +207,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     if not world.main:
         progress = Progress()  # rank 0 reports
     torch.manual_seed(cfg.seed)
-    work = _workdir(out, cfg, create=world.main)
+    work = _workdir(out, cfg, create=world.main, curation=task.curation.get("sha256"))
     world.barrier()
     model, embedder, provenance = build_models(spec, cfg, len(task.classes))
     model.to(device).eval(), embedder.to(device).eval()  # frozen parts are always in eval mode (BatchNorm)
@@ -315,7 +317,8 @@ def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, t
                  "collection_source": source or str(df["source"].iloc[0]), "n_images": len(df),
                  "split_sizes": task.split_sizes(), "split_ratios": list(cfg.split),
                  "group_by_artist": cfg.group_by_artist, "per_class": per_class,
-                 "dropped_classes": task.dropped_classes, "licenses": sorted(df["license"].unique().tolist())},
+                 "dropped_classes": task.dropped_classes, "licenses": sorted(df["license"].unique().tolist()),
+                 "curation": task.curation},
         "backbone": {"name": spec.name, "description": spec.description, "input_size": spec.input_size,
                      "resize_size": spec.resize_size, "mean": list(spec.mean), "std": list(spec.std),
                      "feature_dim": spec.feature_dim, "weights": provenance, "license": spec.license},
