@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from artlab import appstate  # noqa: E402
+from artlab import appstate, curation_app  # noqa: E402
 
 st.set_page_config(page_title="artlab: paintings through a machine's eyes", page_icon="🎨",
                    layout="wide")
@@ -97,6 +97,9 @@ def sidebar() -> None:
             if card:
                 with st.expander("About this model", expanded=True):
                     appstate.run_safely(model_card, card, what="describing the model")
+                run = appstate.run_safely(appstate.open_run, path, what="opening the model")
+                if run is not None:
+                    appstate.run_safely(curation_app.stale_notice, run, what="checking the collection's curation")
 
 
 pages = st.navigation([

@@ -3,7 +3,7 @@ of the test paintings behind any cell, most confident mistakes first, with heat 
 
 import streamlit as st
 
-from artlab import appstate, charts, tables
+from artlab import appstate, charts, curation_app, tables
 
 run = appstate.current_run()
 RUN, CLASSES, LABEL = str(run.path), run.classes, run.label
@@ -11,7 +11,7 @@ MODELS = {"finetuned": "fine-tuned model", "knn": "kNN baseline"}
 PER_PAGE = 12
 K = (run.card.get("metrics") or {}).get("knn", {}).get("k") or 1
 
-for key, value in {"f_true": "", "f_pred": "", "f_by": "finetuned", "f_erred": "any"}.items():
+for key, value in {"f_true": "", "f_pred": "", "f_by": "finetuned", "f_erred": "any", "f_flag": "all"}.items():
     st.session_state.setdefault(key, value)
 
 
@@ -58,12 +58,14 @@ def confusion() -> None:
 
 
 def filters() -> None:
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     names = lambda c: c or "any"  # noqa: E731
     c1.selectbox("True class", [""] + CLASSES, key="f_true", format_func=names)
     c2.selectbox("Predicted as", [""] + CLASSES, key="f_pred", format_func=names)
     c3.selectbox("…by", list(MODELS), key="f_by", format_func=MODELS.get)
     c4.selectbox("Show", list(tables.ERRED), key="f_erred", format_func=tables.ERRED.get)
+    c5.selectbox("Curation", list(curation_app.FLAGGED), key="f_flag", format_func=curation_app.FLAGGED.get,
+                 help="Paintings a curator has left out or relabelled (the next training sees it)")
 
 
 def toggle_cams(pid: str) -> None:
@@ -94,6 +96,7 @@ def card(row) -> None:
     st.caption(f"true: **{row.true}**  \n"
                f"{ok(row.finetuned_wrong)} fine-tuned: **{row.pred_finetuned}** ({row.finetuned_conf:.0%} sure)  \n"
                f"{ok(row.knn_wrong)} baseline: **{row.pred_knn}** ({round(row.knn_conf * K)} of {K} votes)")
+    appstate.run_safely(curation_app.flag_controls, run, row.id, key=row.id, what="showing the curation controls")
     opened = row.id in st.session_state.get("open_cams", [])
     st.button("Hide the heat maps" if opened else "Where did they look?", key=f"why_{row.id}",
               on_click=toggle_cams, args=(row.id,), icon=":material/visibility:", width="stretch")
@@ -104,10 +107,13 @@ def card(row) -> None:
 
 def gallery() -> None:
     st.subheader("The paintings")
+    curation_app.message()
+    curation_app.unavailable_notice(run)
     filters()
     df = tables.filter_gallery(appstate.test_gallery(RUN), st.session_state["f_true"] or None,
                                  st.session_state["f_pred"] or None, st.session_state["f_by"],
                                  st.session_state["f_erred"])
+    df = curation_app.filter_flagged(df, run, st.session_state["f_flag"])
     if df.empty:
         st.info("No test painting matches these choices. Try another cell, or widen the filters.")
         return
@@ -142,3 +148,4 @@ appstate.run_safely(metrics, what="showing the metrics")
 appstate.run_safely(confusion, what="drawing the confusion matrices")
 st.divider()
 appstate.run_safely(gallery, what="showing the paintings")
+appstate.run_safely(curation_app.decisions_table, run, what="showing the curation decisions")
