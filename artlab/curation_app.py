@@ -84,8 +84,8 @@ def unavailable_notice(run: Run) -> None:
     """Said once on a page: why its flag buttons are missing."""
     _, why = state(run)
     if why:
-        st.info(f"Flagging paintings is unavailable for this model: {why}. Decisions are kept in the collection "
-                f"folder, beside its {MANIFEST}.", icon=":material/flag:")
+        st.info(plain(f"Flagging paintings is unavailable for this model: {why}. Decisions are kept in the "
+                      f"collection folder, beside its {MANIFEST}."), icon=":material/flag:")
 
 
 def flag_controls(run: Run, painting_id: str, key: str) -> None:
