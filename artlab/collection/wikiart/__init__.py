@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from artlab.collection.contract import BuildReport, write_manifest
+from artlab.collection.contract import BuildReport
+from artlab.collection.curation import write_manifest
 from artlab.errors import ConfigError
 from artlab.io import atomic_write_json
 from artlab.collection.http import DownloadProgressFn
