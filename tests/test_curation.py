@@ -215,3 +215,19 @@ def test_the_next_training_sees_the_decisions(demo_collection, tmp_path, capsys)
     again = config_from_args(build_parser().parse_args(words[1:]))
     assert {**again.to_dict(), "collection": ""} == {**card["config"], "collection": ""}
     assert Path(again.collection) == coll
+
+
+def test_an_interrupted_run_resumes_only_on_the_same_curation(coll, tmp_path):
+    """The staging folder of an interrupted training is kept for the same config and curation.csv, and started
+    afresh once a decision has been recorded (the run would otherwise resume on the labels it started with)."""
+    from artlab.runfolder import RESUME, staging
+    from artlab.train.config import TrainConfig
+    from artlab.train.data import make_task
+    from artlab.train.runner import _staged_config
+    cfg, out = TrainConfig(collection=str(coll), label="genre"), tmp_path / "run"
+    work = staging(out, _staged_config(cfg, make_task(cfg)))
+    (work / RESUME).write_bytes(b"an interrupted run's state")
+    curation.exclude(coll, genre_ids(coll, "portrait")[0], reason="duplicate")
+    assert staging(out, _staged_config(cfg, make_task(cfg))) == work and not (work / RESUME).exists()
+    (work / RESUME).write_bytes(b"an interrupted run's state")
+    assert staging(out, _staged_config(cfg, make_task(cfg))) == work and (work / RESUME).exists()  # same: resumed

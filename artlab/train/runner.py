@@ -121,7 +121,7 @@ def _prepare(cfg: TrainConfig, out: Path) -> _Setup:
     return _Setup(cfg, task, spec, world, device, work, model, embedder, provenance, criterion, idx, y)
 
 
-def _staged_config(cfg: TrainConfig, task) -> dict:
+def _staged_config(cfg: TrainConfig, task: Task) -> dict:
     """What an interrupted run must match to be resumed: its config and the collection's curation.csv (by sha256),
     so a curated collection is retrained, not resumed."""
     sha = task.curation.get("sha256")
