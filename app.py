@@ -101,6 +101,9 @@ def sidebar() -> None:
             if card:
                 with st.expander("About this model", expanded=True):
                     app.run_safely(model_card, card, what="describing the model")
+                run = app.run_safely(app.open_run, path, what="opening the model")
+                if run is not None:
+                    app.run_safely(app.stale_notice, run, what="checking the collection's curation")
 
 
 # The default page is served at the root; its own address is only reserved, so /classify can be an alias.

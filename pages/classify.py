@@ -11,6 +11,7 @@ from artlab import app
 run = app.current_run()
 RUN = str(run.path)
 LABEL = run.label
+SAMPLE_IDS: dict[str, str] = {}  # shown name -> painting id, for the samples that are paintings of the collection
 
 
 def gather() -> list[tuple[str, str, bytes]]:
@@ -24,6 +25,7 @@ def gather() -> list[tuple[str, str, bytes]]:
     items = [(f.name, f.name, f.getvalue()) for f in files or []]
     if choice:
         name, file = samples[choice]
+        SAMPLE_IDS[choice] = name[:-len(Path(file).suffix)] if Path(file).suffix else name
         data = app.run_safely(Path(file).read_bytes, what="reading the sample painting")
         if data:
             items.append((choice, name, data))
@@ -128,6 +130,9 @@ def detail(shown: str, name: str, data: bytes, pred, key: str) -> None:
         knn_votes(pred)
         st.caption("It looks up the most similar paintings it was shown and takes their majority "
                    f"{LABEL}.")
+    if shown in SAMPLE_IDS:  # a painting of the collection: it can be flagged
+        app.curation_message()
+        app.run_safely(app.flag_controls, run, SAMPLE_IDS[shown], key="closer", what="showing the curation controls")
     neighbours(pred)
     explanations(name, data, pred, key)
 

@@ -13,7 +13,7 @@ MODELS = {"finetuned": "fine-tuned model", "knn": "kNN baseline"}
 PER_PAGE = 12
 K = (run.card.get("metrics") or {}).get("knn", {}).get("k") or 1
 
-for key, value in {"f_true": "", "f_pred": "", "f_by": "finetuned", "f_erred": "any"}.items():
+for key, value in {"f_true": "", "f_pred": "", "f_by": "finetuned", "f_erred": "any", "f_flag": "all"}.items():
     st.session_state.setdefault(key, value)
 
 
@@ -60,12 +60,14 @@ def confusion() -> None:
 
 
 def filters() -> None:
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     names = lambda c: c or "any"  # noqa: E731
     c1.selectbox("True class", [""] + CLASSES, key="f_true", format_func=names)
     c2.selectbox("Predicted as", [""] + CLASSES, key="f_pred", format_func=names)
     c3.selectbox("…by", list(MODELS), key="f_by", format_func=MODELS.get)
     c4.selectbox("Show", list(tables.ERRED), key="f_erred", format_func=tables.ERRED.get)
+    c5.selectbox("Curation", list(app.FLAGGED), key="f_flag", format_func=app.FLAGGED.get,
+                 help="Paintings a curator has left out or relabelled (the next training sees it)")
 
 
 def toggle_cams(pid: str) -> None:
@@ -96,6 +98,7 @@ def card(row) -> None:
     st.caption(f"true: **{row.true}**  \n"
                f"{ok(row.finetuned_wrong)} fine-tuned: **{row.pred_finetuned}** ({row.finetuned_conf:.0%} sure)  \n"
                f"{ok(row.knn_wrong)} baseline: **{row.pred_knn}** ({round(row.knn_conf * K)} of {K} votes)")
+    app.run_safely(app.flag_controls, run, row.id, key=row.id, what="showing the curation controls")
     opened = row.id in st.session_state.get("open_cams", [])
     st.button("Hide the heat maps" if opened else "Where did they look?", key=f"why_{row.id}",
               on_click=toggle_cams, args=(row.id,), icon=":material/visibility:", width="stretch")
@@ -106,10 +109,13 @@ def card(row) -> None:
 
 def gallery() -> None:
     st.subheader("The paintings")
+    app.curation_message()
+    app.unavailable_notice(run)
     filters()
     df = tables.filter_gallery(app.test_gallery(RUN), st.session_state["f_true"] or None,
                                  st.session_state["f_pred"] or None, st.session_state["f_by"],
                                  st.session_state["f_erred"])
+    df = app.filter_flagged(df, run, st.session_state["f_flag"])
     if df.empty:
         st.info("No test painting matches these choices. Try another cell, or widen the filters.")
         return
@@ -144,3 +150,4 @@ app.run_safely(metrics, what="showing the metrics")
 app.run_safely(confusion, what="drawing the confusion matrices")
 st.divider()
 app.run_safely(gallery, what="showing the paintings")
+app.run_safely(app.decisions_table, run, what="showing the curation decisions")

@@ -60,3 +60,31 @@ def culture_run(demo_collection, tmp_path_factory):
 def demo_images(demo_collection):
     """A few real painting files."""
     return sorted((demo_collection / "images").glob("*.jpg"))[:6]
+
+
+def private_collection(collection, out):
+    """A collection of its own for a test that records curation decisions: the manifest and report copied, the
+    images shared (a symlink), so the session's demo collection stays as built."""
+    import shutil
+    from pathlib import Path
+    out = Path(out)
+    out.mkdir(parents=True)
+    for name in ("manifest.csv", "report.json"):
+        shutil.copy2(Path(collection) / name, out / name)
+    (out / "images").symlink_to(Path(collection) / "images", target_is_directory=True)
+    return out
+
+
+def private_run(run, collection, out):
+    """A copy of ``run`` that reads ``collection`` (what Run.collection finds), for tests that flag paintings."""
+    import json
+    import os
+    import shutil
+    from pathlib import Path
+    shutil.copytree(run, out)
+    card_file = Path(out) / "card.json"
+    card = json.loads(card_file.read_text())
+    card["task"]["collection"] = str(Path(collection).resolve())
+    card["task"]["collection_relative"] = os.path.relpath(Path(collection).resolve(), Path(out).resolve())
+    card_file.write_text(json.dumps(card, indent=2))
+    return Path(out)

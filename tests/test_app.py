@@ -297,3 +297,72 @@ def test_gallery_and_metrics_tables_from_a_real_run(genre_run):
     table = metrics_frame(run.card)
     assert table.loc["accuracy"].tolist() == [run.card["metrics"]["finetuned"]["accuracy"],
                                               run.card["metrics"]["knn"]["accuracy"]]
+
+
+# --- curation: flag a painting --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def curated_runs(genre_run, demo_collection, tmp_path):
+    """A runs folder holding a copy of the genre run that reads a collection of its own (decisions land there)."""
+    from conftest import private_collection, private_run
+    collection = private_collection(demo_collection, tmp_path / "collection")
+    private_run(genre_run, collection, tmp_path / "runs" / "genre")
+    return tmp_path / "runs", collection
+
+
+def test_flag_a_painting_from_the_gallery(curated_runs, monkeypatch):
+    from artlab.collection import curation
+    from artlab.app.curation import plain
+    runs, collection = curated_runs
+    at = go(start(monkeypatch, runs, "genre"), "pages/misclassifications.py")
+    pid = next(r.key for r in at.radio if r.key.startswith("flag_what_")).removeprefix("flag_what_")  # the first card
+    at.radio(key=f"flag_what_{pid}").set_value("exclude")
+    at.selectbox(key=f"flag_reason_{pid}").set_value("duplicate")
+    at.text_input(key=f"flag_note_{pid}").input("=the same as another")
+    at.button(key=f"flag_save_{pid}").click().run()
+    assert_clean(at)
+    rows = curation.read_decisions(collection)
+    assert rows[["id", "action", "column", "value", "note"]].values.tolist() == [
+        [pid, "exclude", "", "duplicate", "'=the same as another"]]
+    assert any("red-badge" in m.value and "excluded \\(duplicate\\)" in m.value for m in at.markdown)
+    assert any(plain(f"Painting {pid}: excluded (duplicate)") in s.value for s in at.success)
+    assert any("1 correction since this model was trained" in w.value for w in at.sidebar.warning)
+    assert any("artlab train --collection" in c.value and str(runs / "genre") in c.value for c in at.sidebar.code)
+
+    at.selectbox(key="f_flag").set_value("flagged").run()  # the filter: only the flagged painting
+    assert_clean(at)
+    assert any(m.value.startswith("1 painting,") for m in at.markdown)
+    assert at.button(key=f"undo_{pid}") is not None
+    csv = at.get("download_button")
+    assert csv, "the decisions table's download"
+    at.button(key=f"undo_{pid}").click().run()
+    assert_clean(at)
+    assert list(curation.read_decisions(collection)["action"]) == ["exclude", "undo"]
+    assert not any("red-badge" in m.value for m in at.markdown)
+
+
+def test_relabel_a_sample_painting_on_classify(curated_runs, monkeypatch):
+    from artlab.collection import curation
+    runs, collection = curated_runs
+    at = start(monkeypatch, runs, "genre")
+    at.selectbox(key="sample").select_index(1).run()
+    assert_clean(at)
+    at.radio(key="flag_what_closer").set_value("set")
+    current = at.selectbox(key="flag_value_closer")
+    other = next(o for o in current.options if o != "portrait")
+    current.set_value(other)
+    at.button(key="flag_save_closer").click().run()
+    assert_clean(at)
+    row = curation.read_decisions(collection).iloc[-1]
+    assert (row["action"], row["column"], row["value"]) == ("set", "genre", other)
+    assert any("blue-badge" in m.value and f"genre set to {other}" in m.value for m in at.markdown)
+
+
+def test_flagging_unavailable_without_the_collection(curated_runs, monkeypatch):
+    runs, collection = curated_runs
+    shutil.rmtree(collection)
+    at = go(start(monkeypatch, runs, "genre"), "pages/misclassifications.py")
+    from artlab.app.curation import plain
+    assert any(plain(f"Flagging paintings is unavailable for this model: the collection folder {collection} is not "
+                     "on this machine") in i.value for i in at.info)
+    assert not [b for b in at.button if str(b.key).startswith("flag_save_")]

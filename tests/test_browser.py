@@ -29,10 +29,13 @@ BUSY = '[data-testid="stStatusWidget"]'
 def server(request, tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is absent: `apt-get install -y chromium` (or `make chromium`) to run this test")
+    from conftest import private_collection, private_run
     genre, culture = request.getfixturevalue("genre_run"), request.getfixturevalue("culture_run")
     runs = tmp_path_factory.mktemp("browser_runs")
     (runs / "genre").symlink_to(genre, target_is_directory=True)
-    (runs / "culture").symlink_to(culture, target_is_directory=True)
+    # the run the sidebar starts with reads a collection of its own: the test flags one of its paintings
+    collection = private_collection(request.getfixturevalue("demo_collection"), runs.parent / "browser_collection")
+    private_run(culture, collection, runs / "culture")
     try:
         server = serve(runs, runs.parent / "streamlit.log")
     except RuntimeError as exc:
@@ -41,7 +44,7 @@ def server(request, tmp_path_factory):
     url, log = server.url, server.log
     first = sorted(runs.iterdir())[0]  # the run the sidebar starts with
     classes = json.loads((first / "card.json").read_text())["task"]["classes"]
-    return {"url": url, "log": log, "classes": classes}
+    return {"url": url, "log": log, "classes": classes, "collection": collection}
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +130,28 @@ def test_app_in_a_real_browser(server, page, demo_images):
         settle(page)
         check(page, name)
         if name == "4-misclassifications":
+            flag_first_painting(page, server["collection"])
+            check(page, "4-misclassifications-flagged")
             click_first_cell(page, server["classes"])
             check(page, "5-misclassifications-cell")
     assert "Traceback" not in server["log"].read_text()
+
+
+def flag_first_painting(page, collection: Path) -> None:
+    """The first gallery card's flag button: leave it out (the first reason, not a painting, with a note); its badge
+    shows, and curation.csv has the row."""
+    from artlab.collection.curation import read_decisions
+    page.get_by_role("button", name=re.compile("Flag this painting")).first.click()
+    popover = page.locator('[data-testid="stPopoverBody"]')
+    popover.get_by_text("Why leave it out?").wait_for()
+    popover.get_by_label("Note (optional)").fill("a photograph of the frame")
+    popover.get_by_role("button", name=re.compile("Save the decision")).click()
+    settle(page)
+    page.get_by_text("excluded (not a painting)").first.wait_for(timeout=30_000)
+    rows = read_decisions(collection)
+    assert rows[["action", "value", "note"]].values.tolist() == [["exclude", "not a painting",
+                                                                  "a photograph of the frame"]]
+    assert page.get_by_text(f"Painting {rows['id'][0]}: excluded (not a painting)").count() == 1
 
 
 def click_first_cell(page, classes: list[str]) -> None:

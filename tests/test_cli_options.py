@@ -57,3 +57,21 @@ def test_the_options_the_papers_leave_open_take_their_choices_only():
     for option in ("--knn-metric", "--embedding-layer"):
         with pytest.raises(SystemExit):  # argparse's own "invalid choice" line
             parse(option, "manhattan")
+
+
+@pytest.mark.parametrize("name", sorted(OTHER))
+@pytest.mark.parametrize("label", ["genre", "culture"])
+def test_the_retrain_command_gives_back_the_configuration(name, label):
+    """The command the app shows beside "N corrections since this model was trained" trains the same configuration:
+    every field away from its default (under either label: culture's default split is the culture study's), and
+    the defaults themselves, parse back to the card's config."""
+    import shlex
+
+    from artlab.train.command import retrain_command
+    for values in ({}, {name: OTHER[name][1]}):
+        cfg = TrainConfig(**{"collection": "data/x", "label": label, **values})
+        words = shlex.split(retrain_command({"config": cfg.to_dict()}, "data/my collection", "runs/x"))
+        assert words[:2] == ["artlab", "train"] and words[words.index("--out") + 1] == "runs/x"
+        again = config_from_args(build_parser().parse_args(words[1:]))
+        assert again.collection == "data/my collection"
+        assert {**again.to_dict(), "collection": ""} == {**cfg.to_dict(), "collection": ""}

@@ -3,7 +3,8 @@
 ``frame`` (session defaults, the run chosen, ``run_safely``, the legacy ``pages/`` workaround), ``cache`` (the one
 cache decorator, keyed on a run and its card), ``runs`` (what the app reads from runs), ``images`` (previews and
 samples), ``analysis`` (predictions, CAMs, neighbours, the map), ``widgets`` (display helpers), ``words`` (the model
-card's sentences about the split and the study). Pages use the names offered here: ``from artlab import app``, then
+card's sentences about the split and the study), ``curation`` (flagging a painting, the decisions table, the
+corrections since a run was trained). Pages use the names offered here: ``from artlab import app``, then
 ``app.current_run()``; each is loaded from its module on first use, so ``python -m artlab.app.serve`` starts the
 server without loading torch.
 """
@@ -27,6 +28,10 @@ _MODULES = {
     "analysis": (
         "MAX_PATH_PAINTINGS", "METHOD_NAMES", "TOO_SLOW_FOR_THE_APP", "cam_methods", "digest", "explanations",
         "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",
+    ),
+    "curation": (
+        "FLAGGED", "curation_message", "decisions_table", "filter_flagged", "flag_controls", "plain", "stale_notice",
+        "unavailable_notice",
     ),
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}

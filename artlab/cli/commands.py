@@ -140,6 +140,45 @@ def cmd_embed(a) -> int:
     return 0
 
 
+def cmd_curate(a) -> int:
+    from artlab.collection import curation
+    chosen = [name for name, on in (("--exclude", a.exclude), ("--set", a.set), ("--undo", a.undo),
+                                    ("--list", a.list)) if on]
+    if len(chosen) != 1:
+        raise ArtlabError("artlab curate takes one of --exclude, --set COLUMN=VALUE, --undo ID or --list")
+    if a.list:
+        return _list_curation(a.collection)
+    painting = a.undo or a.id
+    if not painting:
+        raise ArtlabError(f"{chosen[0]} needs the painting's id: artlab curate COLLECTION ID {chosen[0]} ...")
+    if a.exclude:
+        row = curation.exclude(a.collection, painting, reason=a.reason, note=a.note)
+    elif a.set:
+        column, sep, value = a.set.partition("=")
+        if not sep:
+            raise ArtlabError(f"--set takes COLUMN=VALUE (e.g. genre=portrait), got {a.set!r}")
+        row = curation.relabel(a.collection, painting, column, value, note=a.note)
+    else:
+        row = curation.undo(a.collection, painting, note=a.note)
+    print(f"{row['id']}: {row['action']} {row['column']}{'=' if row['column'] else ''}{row['value']}".rstrip()
+          + f" (recorded in {Path(a.collection) / curation.CURATION})")
+    return 0
+
+
+def _list_curation(collection: str) -> int:
+    from artlab.collection import curation
+    table = curation.history(collection)
+    if table.empty:
+        print(f"no curation decisions in {collection}")
+        return 0
+    print(table.to_string(index=False))
+    standing = curation.effective(collection)
+    print(f"{len(standing.decisions)} decision(s) in force: {len(standing.excluded)} excluded, "
+          f"{standing.relabelled} relabelled" + (f"; {standing.orphans} on ids no longer in the collection"
+                                                 if standing.orphans else ""))
+    return 0
+
+
 def cmd_experiment(a) -> int:
     from artlab.train.experiment import run_experiment
     from artlab.progress import TqdmProgress
@@ -233,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--device", default="auto")
     em.add_argument("--workers", type=int, default=0, help="data loader worker processes")
 
+    cu = sub.add_parser("curate", help="record a curator's decision about a painting of a collection "
+                        "(docs/curation.md): the next training sees it")
+    cu.add_argument("collection")
+    cu.add_argument("id", nargs="?", default=None, help="the painting's id (the manifest's id column)")
+    cu.add_argument("--exclude", action="store_true", help="leave the painting out of training")
+    cu.add_argument("--reason", default="other", choices=["not a painting", "duplicate", "damaged image", "other"],
+                    help="why it is excluded (default: other)")
+    cu.add_argument("--set", default=None, metavar="COLUMN=VALUE", help="give it another label, e.g. genre=portrait")
+    cu.add_argument("--undo", default=None, metavar="ID", help="withdraw the decisions on this painting")
+    cu.add_argument("--list", action="store_true", help="every decision, with what stands")
+    cu.add_argument("--note", default="", help="a note kept with the decision")
+
     ex = sub.add_parser("experiment", help="a grid of runs from a TOML config, and its results table")
     ex.add_argument("config")
     ex.add_argument("--only", default=None, help="run only the rows whose name contains this")
@@ -241,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "explain": cmd_explain, "embed": cmd_embed, "experiment": cmd_experiment}
+            "explain": cmd_explain, "embed": cmd_embed, "experiment": cmd_experiment, "curate": cmd_curate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """``artlab train``'s options, generated from TrainConfig's fields: every field is settable, and its default is the
-dataclass's (stated once, there). Only the help texts, the choices and a few spellings live here."""
+dataclass's (stated once, there). Only the help texts and the choices live here; the few spellings that differ from
+the field's name are in artlab/train/command.py, which writes a configuration back as a command line."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ import argparse
 import dataclasses
 
 from artlab.errors import ArtlabError
+from artlab.train.command import CULTURE_SPLIT, flag
 from artlab.train.config import TrainConfig
 
-#: Option names that differ from the field's (``--weights`` reads better than ``--weights-file``).
-FLAGS = {"weights_file": "--weights"}
 HELP = {
     "collection": "collection folder (with manifest.csv)",
     "label": "label column: genre or culture",
@@ -35,7 +35,6 @@ HELP = {
     "weights_file": "a local file of the backbone's ImageNet weights",
     "workers": "data loader worker processes",
 }
-CULTURE_SPLIT = (0.8, 0.1, 0.1)  # the culture study's split, the default when --label culture
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
@@ -44,10 +43,6 @@ def _choices() -> dict[str, tuple[str, ...]]:
     from artlab.train.config import EMBEDDING_LAYERS, KNN_METRICS, OPTIMIZERS, SCHEDULERS
     return {"backbone": tuple(backbone_names()), "method": METHODS, "head": HEADS, "optimizer": OPTIMIZERS,
             "scheduler": SCHEDULERS, "knn_metric": KNN_METRICS, "embedding_layer": EMBEDDING_LAYERS}
-
-
-def flag(field: dataclasses.Field) -> str:
-    return FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
 
 
 def _kind(field: dataclasses.Field) -> str:

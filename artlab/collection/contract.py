@@ -19,6 +19,7 @@ from artlab.io import atomic_save, atomic_write_json
 
 MANIFEST = "manifest.csv"
 REPORT = "report.json"
+CURATION, CURATION_LOCK = "curation.csv", ".curation.csv.lock"  # a curator's decisions (collection/curation.py)
 REQUIRED_COLUMNS = ("id", "path", "title", "artist", "date", "source", "license")
 LABEL_COLUMNS = ("genre", "culture")
 
@@ -38,6 +39,7 @@ class BuildReport:
     per_class: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     label_counts: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
+    curation: dict = dataclasses.field(default_factory=dict)  # what of an existing curation.csv applies
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] += n
@@ -45,7 +47,7 @@ class BuildReport:
     def to_dict(self) -> dict:
         return {"source": self.source, "kept": self.kept, "dropped": dict(self.dropped), "merged": self.merged,
                 "per_class": self.per_class,
-                "label_counts": self.label_counts, "notes": self.notes}
+                "label_counts": self.label_counts, "notes": self.notes, "curation": self.curation}
 
     def lines(self) -> list[str]:
         out = [f"{self.source}: kept {self.kept} images"]
@@ -65,7 +67,8 @@ class BuildReport:
 
 
 def write_manifest(folder: str | Path, df: pd.DataFrame, report: BuildReport | None = None) -> Path:
-    """Validate and atomically write ``manifest.csv`` (and ``report.json``) into ``folder``."""
+    """Validate and atomically write ``manifest.csv`` (and ``report.json``) into ``folder``. Builders write through
+    ``curation.write_manifest``, which first adds to the report what of an existing curation.csv applies."""
     folder = Path(folder)
     validate_manifest(df, folder, check_files=True)
     atomic_save(folder / MANIFEST, lambda tmp: df.to_csv(tmp, index=False))

@@ -13,7 +13,8 @@ from typing import Callable
 
 import pandas as pd
 
-from artlab.collection.contract import BuildReport, write_manifest
+from artlab.collection.contract import BuildReport
+from artlab.collection.curation import write_manifest
 from artlab.images import load_image
 from artlab.io import atomic_path
 from artlab.collection.rules import culture_of, genre_of

@@ -16,7 +16,8 @@ from typing import Callable, Iterable
 import pandas as pd
 from PIL import Image
 
-from artlab.collection.contract import MANIFEST, MAX_SIDE, REQUIRED_COLUMNS, BuildReport, write_manifest
+from artlab.collection.contract import MANIFEST, MAX_SIDE, REQUIRED_COLUMNS, BuildReport
+from artlab.collection.curation import write_manifest
 from artlab.errors import CollectionError, ConfigError, ImageError
 from artlab.images import IMAGE_SUFFIXES, encode_jpeg, fit_within, load_image
 from artlab.io import atomic_write_bytes

@@ -12,7 +12,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from artlab.collection.contract import labelled, read_manifest
+from artlab.collection.contract import labelled
+from artlab.collection.curation import effective
 from artlab.train.config import TrainConfig
 from artlab.errors import CollectionError
 from artlab.images import load_image
@@ -27,6 +28,7 @@ class Task:
     classes: list[str]
     df: pd.DataFrame  # labelled rows with columns y (class index) and split
     dropped_classes: dict[str, int]
+    curation: dict = dataclasses.field(default_factory=dict)  # what of curation.csv was applied (Curated.record)
 
     def rows(self, split: str) -> pd.DataFrame:
         return self.df[self.df["split"] == split]
@@ -36,9 +38,10 @@ class Task:
 
 
 def make_task(cfg: TrainConfig) -> Task:
-    """Read the collection, keep the classes with enough images, and split them (seeded, stratified)."""
+    """Read the collection as curated, keep the classes with enough images, and split them (seeded, stratified)."""
     root = Path(cfg.collection)
-    df = labelled(read_manifest(root), cfg.label).reset_index(drop=True)
+    curated = effective(root)
+    df = labelled(curated.manifest, cfg.label).reset_index(drop=True)
     counts = df[cfg.label].value_counts()
     wanted = list(cfg.classes) if cfg.classes else sorted(counts.index)
     unknown = [c for c in wanted if c not in counts.index]
@@ -57,7 +60,8 @@ def make_task(cfg: TrainConfig) -> Task:
     df["y"] = df[cfg.label].map({c: i for i, c in enumerate(classes)}).astype(int)
     groups = df["artist"] if cfg.group_by_artist else None
     df["split"] = stratified_split(df[cfg.label], cfg.split, cfg.seed, groups=groups)
-    return Task(root=root, label=cfg.label, classes=classes, df=df, dropped_classes=dropped)
+    return Task(root=root, label=cfg.label, classes=classes, df=df, dropped_classes=dropped,
+                curation=curated.record())
 
 
 class ImageDataset(Dataset):

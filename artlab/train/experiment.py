@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from artlab.collection import curation
 from artlab.collection.contract import is_collection
 from artlab.errors import ArtlabError, ConfigError
 from artlab.io import atomic_save, atomic_write_text
@@ -75,7 +76,7 @@ def is_complete(folder: Path, row: Row) -> bool:
     relative = card.get("task", {}).get("collection_relative")
     if relative and (folder / relative).resolve() == Path(wanted["collection"]).resolve():
         saved["collection"] = wanted["collection"]  # the same folder, recorded by a checkout somewhere else
-    return saved == wanted
+    return saved == wanted and curation.since(wanted["collection"], card) == 0  # no decision since it trained
 
 
 def _check_collections(exp: Experiment, rows: list[Row]) -> None:

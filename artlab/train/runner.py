@@ -126,7 +126,7 @@ def _prepare(cfg: TrainConfig, out: Path) -> _Setup:
     spec = get_backbone(cfg.backbone)
     world, device = join(resolve_device(cfg.device))
     torch.manual_seed(cfg.seed)
-    work = staging(out, cfg.to_dict() if world.main else None)
+    work = staging(out, _staged_config(cfg, task) if world.main else None)
     world.barrier()
     model, embedder, provenance = build_models(spec, cfg, len(task.classes))
     model.to(device).eval(), embedder.to(device).eval()  # frozen parts are always in eval mode (BatchNorm)
@@ -138,6 +138,13 @@ def _prepare(cfg: TrainConfig, out: Path) -> _Setup:
     weight = class_weights(y[idx["train"]], len(task.classes)) if cfg.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
     return _Setup(cfg, task, spec, world, device, work, model, embedder, provenance, criterion, idx, y, accel)
+
+
+def _staged_config(cfg: TrainConfig, task: Task) -> dict:
+    """What an interrupted run must match to be resumed: its config and the collection's curation.csv (by sha256),
+    so a curated collection is retrained, not resumed."""
+    sha = task.curation.get("sha256")
+    return {**cfg.to_dict(), "curation_sha256": sha} if sha else cfg.to_dict()
 
 
 def _batches(s: _Setup, progress: Progress) -> _Training:

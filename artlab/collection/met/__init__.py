@@ -44,7 +44,8 @@ from typing import Callable
 
 import pandas as pd
 
-from artlab.collection.contract import MAX_SIDE, BuildReport, write_manifest
+from artlab.collection.contract import MAX_SIDE, BuildReport
+from artlab.collection.curation import write_manifest
 from artlab.errors import ConfigError, DownloadError
 from artlab.io import atomic_save
 from artlab.collection.met.client import (DEFAULT_API, MAX_RETRY_AFTER, MET_RATE_LIMIT, MetClient, RateLimiter,

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from artlab.collection.contract import BuildReport, write_manifest
+from artlab.collection.contract import BuildReport
+from artlab.collection.curation import write_manifest
 from artlab.collection.wikiart.hub import Hub, RemoteFile
 from artlab.collection.wikiart.names import (ARTIST_DISPLAY, ARTIST_NAMES, CACHE, DEFAULT_ENDPOINT, GENRE_NAMES,
                                              HUB_REPO, LICENSE, REJECTS, STUDY_GENRES, STYLE_NAMES,

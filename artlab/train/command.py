@@ -1,0 +1,52 @@
+"""The ``artlab train`` command line of a configuration: the option spelling of each TrainConfig field (the CLI
+generates its options from the same table, artlab/cli/train_options.py) and the command that trains a run again,
+which the app shows beside "N corrections since this model was trained"."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import Path
+
+from artlab.train.config import TrainConfig
+
+#: Option names that differ from the field's (``--weights`` reads better than ``--weights-file``).
+FLAGS = {"weights_file": "--weights"}
+CULTURE_SPLIT = (0.8, 0.1, 0.1)  # the culture study's split, the default when --label culture
+
+
+def flag(field: dataclasses.Field) -> str:
+    return FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
+
+
+def _default(field: dataclasses.Field, label: str):
+    if field.name == "split" and label == "culture":
+        return CULTURE_SPLIT
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+def _spelled(value) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def train_words(config: dict, collection: str | Path, out: str | Path) -> list[str]:
+    """``artlab train`` options that give back ``config`` (a TrainConfig as a dict): every field that differs from
+    its default, on ``collection`` into ``out``."""
+    label = config.get("label", "genre")
+    words = ["artlab", "train", "--collection", str(collection)]
+    for field in dataclasses.fields(TrainConfig):
+        value = config.get(field.name)
+        if field.name == "collection" or value is None or value is False:
+            continue
+        default = _default(field, label)
+        if isinstance(value, (list, tuple)) and default is not None and tuple(value) == tuple(default):
+            continue
+        if value == default:
+            continue
+        words += [flag(field)] if value is True else [flag(field), _spelled(value)]
+    return words + ["--out", str(out)]
+
+
+def retrain_command(card: dict, collection: str | Path, out: str | Path) -> str:
+    """The ``artlab train`` command that trains the run of ``card`` again (on its collection as curated now)."""
+    return " ".join(shlex.quote(w) for w in train_words(card.get("config", {}), collection, out))
