@@ -17,7 +17,7 @@ from PIL import Image
 from .errors import ImageError
 from .images import ImageSource, load_image
 from .runs import Run
-from .transforms import eval_transform
+from .views import DEFAULT_VIEWS, ViewsTransform, cam_view, view_transform
 
 
 @dataclasses.dataclass
@@ -74,7 +74,10 @@ class Predictor:
         self.embedder = run.embedder(weights_file).to(self.device).eval()
         self.knn = run.knn()
         self.method = run.card["method"]
-        self.transform = eval_transform(self.spec)
+        self.views = tuple(run.card.get("config", {}).get("views") or DEFAULT_VIEWS)  # runs before views: centre
+        self.transform = ViewsTransform(self.spec, self.views)
+        self.cam_view = cam_view(self.views)
+        self.cam_transform = view_transform(self.spec, self.cam_view)
         self.lock = threading.Lock()  # held while hooks are registered (explanations)
         paintings = run.paintings()
         self.meta = paintings.set_index("id").to_dict("index") if len(paintings) else {}
@@ -84,15 +87,23 @@ class Predictor:
         return load_image(source, name=name, min_side=self.spec.resize_size)
 
     def tensor(self, images: list[Image.Image]) -> torch.Tensor:
-        return torch.stack([self.transform(im) for im in images]).to(self.device)
+        """Every view of every image, image by image: (images x views, 3, H, W)."""
+        return torch.cat([self.transform(im) for im in images]).to(self.device)
+
+    def cam_tensor(self, image: Image.Image) -> torch.Tensor:
+        """The one view a CAM is computed on (views.cam_view: the whole painting when the run sees it)."""
+        return self.cam_transform(image).unsqueeze(0).to(self.device)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, kNN features). For partial/transfer the frozen pretrained part is shared, so it runs once."""
+        """(logits, kNN features) of the images in ``x`` (``tensor``'s layout). For partial/transfer the frozen
+        pretrained part is shared, so it runs once; several views (transfer only) average their features."""
         if self.method == "partial":
             s = self.classifier.stem(x)
             return self.classifier.from_stem(s), self.embedder.from_stem(s)
         feats = self.embedder(x)
+        if len(self.views) > 1:
+            feats = feats.view(-1, len(self.views), feats.shape[1]).mean(1)
         if self.method == "transfer":
             return self.classifier.head(feats), feats
         return self.classifier(x), feats

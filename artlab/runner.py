@@ -39,6 +39,7 @@ from .runs import (CARD, EMBEDDINGS, GEOMETRY, HISTORY, KNN, MODEL, PAINTINGS, P
                    thumb_name)
 from .training import fit
 from .transforms import eval_transform, train_transform
+from .views import DEFAULT_VIEWS, view_transform
 
 RESUME = "resume.pt"
 
@@ -102,14 +103,29 @@ def _publish(work: Path, out: Path) -> None:
 
 
 class _Frozen:
-    """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...]."""
+    """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...].
+
+    With test-time views (``cfg.views``, transfer only), ``all`` is the mean of the views' features and the
+    training paintings train on each view as well as on ``cfg.cache_views`` augmented crops (artlab.cv measures
+    the same recipe)."""
 
     def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress):
         df = task.df
-        ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
-        self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
         train = df[df["split"] == "train"]
         views = []
+        if tuple(cfg.views) == DEFAULT_VIEWS:
+            ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
+            self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds),
+                               device)
+        else:
+            per_view = []
+            for name in cfg.views:
+                ds = ImageDataset(task.root, df["path"], view_transform(spec, name), min_side=spec.resize_size)
+                per_view.append(compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress,
+                                        f"frozen features, {name}", len(ds), device))
+            self.all = torch.stack(per_view).mean(0)
+            is_train = torch.from_numpy((df["split"] == "train").to_numpy())
+            views += [f[is_train] for f in per_view]
         for v in range(cfg.cache_views):  # seeded per painting: the same augmented views after a restart
             aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
                                seed=cfg.seed * 100 + v)
@@ -215,7 +231,8 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     weight = class_weights(df["y"].to_numpy()[idx["train"]], len(task.classes)) if cfg.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
 
-    frozen_part = frozen_prefix(cfg.method) if cfg.cache_views > 0 else None
+    cached = cfg.cache_views > 0 or tuple(cfg.views) != DEFAULT_VIEWS
+    frozen_part = frozen_prefix(cfg.method) if cached else None
     t0 = time.perf_counter()
     if frozen_part:
         fn = model.stem if frozen_part == "stem" else model.features
@@ -245,7 +262,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     emb, knn_feats = emb.numpy(), knn_feats.numpy()
     y = df["y"].to_numpy()
 
-    knn = KNNBaseline(ks=cfg.knn_ks, n_classes=len(task.classes))
+    knn = KNNBaseline(ks=cfg.knn_ks, n_classes=len(task.classes), vote=cfg.knn_vote)
     knn.fit(knn_feats[idx["train"]], y[idx["train"]], df["id"].to_numpy()[idx["train"]])
     k_curve = knn.select_k(knn_feats[idx["val"]], y[idx["val"]])
     knn_share, knn_scores, _, _ = knn.vote(knn_feats[idx["test"]])
@@ -255,7 +272,7 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
                "knn": classification_report(y[t], knn_scores.argmax(1), knn_scores, task.classes)}
     metrics["finetuned"]["val_accuracy"] = float(np.mean(probs[idx["val"]].argmax(1) == y[idx["val"]]))
     metrics["knn"].update(k=int(knn.k_), k_curve={str(k): v for k, v in k_curve.items()},
-                          val_accuracy=k_curve[knn.k_], distance="cosine")
+                          val_accuracy=k_curve[knn.k_], distance="cosine", vote=cfg.knn_vote)
 
     _write_outputs(work, model, cfg, task, result, probs, knn_share, knn_scores, emb, knn_feats, knn, idx, umap)
     card = _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, time.perf_counter() - t_start,
@@ -318,7 +335,8 @@ def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, t
                  "dropped_classes": task.dropped_classes, "licenses": sorted(df["license"].unique().tolist())},
         "backbone": {"name": spec.name, "description": spec.description, "input_size": spec.input_size,
                      "resize_size": spec.resize_size, "mean": list(spec.mean), "std": list(spec.std),
-                     "feature_dim": spec.feature_dim, "weights": provenance, "license": spec.license},
+                     "feature_dim": spec.feature_dim, "weights": provenance, "license": spec.license,
+                     "views": list(cfg.views)},
         "method": cfg.method, "head": cfg.head, "config": cfg.to_dict(),
         "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
