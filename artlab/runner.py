@@ -337,7 +337,7 @@ def _card(cfg, task, spec, provenance, result, metrics, device, cache_seconds, t
                      "resize_size": spec.resize_size, "mean": list(spec.mean), "std": list(spec.std),
                      "feature_dim": spec.feature_dim, "weights": provenance, "license": spec.license,
                      "views": list(cfg.views)},
-        "method": cfg.method, "head": cfg.head, "config": cfg.to_dict(),
+        "method": cfg.method, "head": cfg.head, "config": cfg.to_dict(), "selected_by": cfg.selected_by,
         "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                      "stopped_early": result.stopped_early, "train_seconds": round(result.seconds, 1),
                      "frozen_cache_seconds": round(cache_seconds, 1), "total_seconds": round(total_seconds, 1),
