@@ -83,7 +83,7 @@ class Candidate:
 HEAD_VIEW_SETS = ("centre", "whole+flip")
 
 
-def default_candidates(backbones=("efficientnet_lite0", "efficientnet_lite2")) -> list[Candidate]:
+def default_candidates(backbones=("efficientnet_lite0", "efficientnet_lite2"), head_backbones=None) -> list[Candidate]:
     """Per backbone and view set: the linear head plain and with the class-balanced loss, the mlp3 head
     class-balanced with and without weight decay (on one repeat of the genre folds, weight decay 1e-2 changed no
     linear head's prediction, and the plain mlp3 ranked below the balanced one; the culture study's plain mlp3 is
@@ -94,7 +94,7 @@ def default_candidates(backbones=("efficientnet_lite0", "efficientnet_lite2")) -
     with Lite0, centre+flip and all four views ranked with or below the centre for both heads)."""
     out = []
     for backbone, views in itertools.product(backbones, VIEW_SETS):
-        if views in HEAD_VIEW_SETS:
+        if views in HEAD_VIEW_SETS and (head_backbones is None or backbone in head_backbones):
             out += [Candidate(backbone, views, model, 0.0, True, epochs) for model, epochs in (("linear", 30),
                                                                                                ("mlp3", 60))]
         for k, vote in itertools.product((3, 5, 9), ("uniform", "balanced")):
@@ -292,6 +292,15 @@ def select(collection: str | Path, label: str, candidates: list[Candidate], cach
     return Selection(label, classes, counts, n_folds, repeats, table.reset_index(drop=True))
 
 
+def shippable(table: pd.DataFrame) -> dict[str, dict]:
+    """What a run can ship from a ranked table: its best head, and the best kNN on the same backbone and views (a
+    run's two models share its frozen features). The centroid is measured, not shipped (a run has no slot for it)."""
+    heads = table[table["model"].isin(["linear", "mlp3"])]
+    head = heads.iloc[0].to_dict()
+    knns = table[(table["model"] == "knn") & (table["backbone"] == head["backbone"]) & (table["views"] == head["views"])]
+    return {"head": head, "knn": knns.iloc[0].to_dict() if len(knns) else None}
+
+
 # --- the results file ---------------------------------------------------------------------------------------------
 
 def markdown(sel: Selection, baseline: str | None = None) -> str:
@@ -315,7 +324,7 @@ def write_results(out: Path, sel: Selection, baseline: str | None = None) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / f"cv-{sel.label}.csv", sel.table.to_csv(index=False))
     atomic_write_text(out / f"cv-{sel.label}.md", markdown(sel, baseline))
-    atomic_write_json(out / f"cv-{sel.label}-winner.json", sel.winner)
+    atomic_write_json(out / f"cv-{sel.label}-winner.json", {"best": sel.winner, **shippable(sel.table)})
     tables = [f.read_text() for f in sorted(out.glob("cv-*.md")) if f.name != "cv-results.md"]
     atomic_write_text(out / "cv-results.md", "# Cross-validated model selection on the demo collection "
                       "(`make demo-select`)\n\n" + "\n".join(tables))
@@ -338,9 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "efficientnet_lite2"])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--head-backbones", nargs="+", default=None,
+                   help="train heads only on these backbones (kNN and centroid run on every backbone)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)  # head fits are tiny: one thread each, tasks side by side
-    out, candidates = Path(a.out), default_candidates(tuple(a.backbones))
+    out, candidates = Path(a.out), default_candidates(tuple(a.backbones), a.head_backbones)
     for label in a.labels:
         pool = candidates + [TODAY[label]] if label in TODAY and TODAY[label] not in candidates else candidates
         sel = select(a.collection, label, pool, out / "features", a.folds, a.repeats, progress=TqdmProgress())
