@@ -40,6 +40,7 @@ class TrainConfig:
     knn_ks: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
     knn_vote: str = "uniform"  # knn.VOTES: uniform, distance, balanced (1 / class share), distance-balanced
     views: tuple[str, ...] = ("centre",)  # test-time views whose features are averaged (views.VIEWS; transfer only)
+    restore_best: bool = True  # keep the weights of the lowest validation loss; False: the last epoch's (as artlab.cv)
     selected_by: str | None = None  # how the recipe was chosen (e.g. cross-validated figures), copied to the card
     weights_file: str | None = None
     device: str = "auto"

@@ -121,10 +121,12 @@ def test_views_need_a_frozen_backbone():
 
 def test_a_whole_painting_run_predicts_and_explains_what_it_saw(demo_collection, tmp_path):
     from artlab.runner import train_run
-    cfg = TrainConfig(collection=str(demo_collection), label="genre", method="transfer", epochs=3, patience=2,
-                      cache_views=0, views=("whole", "whole-flip"), knn_vote="balanced", class_weights=True)
+    cfg = TrainConfig(collection=str(demo_collection), label="genre", method="transfer", epochs=3, patience=3,
+                      cache_views=0, views=("whole", "whole-flip"), knn_vote="balanced", class_weights=True,
+                      restore_best=False, selected_by="a test")
     run = Run.open(train_run(cfg, tmp_path / "whole", umap=False))
     assert run.card["config"]["views"] == ["whole", "whole-flip"] and run.card["metrics"]["knn"]["vote"] == "balanced"
+    assert run.card["training"]["best_epoch"] == 3 and run.card["selected_by"] == "a test"  # the last weights kept
     predictor = Predictor(run)
     assert predictor.knn.vote_weights == "balanced"
     pred = run.predictions()
