@@ -21,8 +21,12 @@ OTHER = {
     "split": ("0.6,0.2,0.2", (0.6, 0.2, 0.2)), "group_by_artist": (None, True), "min_per_class": ("2", 2),
     "max_per_class": ("40", 40), "classes": ("portrait,landscape", ("portrait", "landscape")),
     "class_weights": (None, True), "cache_views": ("0", 0), "knn_ks": ("1,5", (1, 5)),
+    "knn_vote": ("balanced", "balanced"), "views": ("whole,whole-flip", ("whole", "whole-flip")),
+    "restore_best": (None, False), "selected_by": ("5 folds", "5 folds"),
     "weights_file": ("w.pth", "w.pth"), "device": ("cpu", "cpu"), "workers": ("2", 2),
 }
+#: Fields that need another option to be valid: test-time views need a frozen backbone.
+CONTEXT = {"views": ("--method", "transfer")}
 
 
 def parse(*extra: str) -> TrainConfig:
@@ -39,7 +43,7 @@ def test_every_field_is_settable():
     assert {f.name for f in fields} == set(OTHER), "a TrainConfig field without a test value here"
     for f in fields:
         typed, held = OTHER[f.name]
-        cfg = parse(flag(f), *([typed] if typed is not None else []))
+        cfg = parse(flag(f), *([typed] if typed is not None else []), *CONTEXT.get(f.name, ()))
         assert getattr(cfg, f.name) == held != getattr(TrainConfig(collection="x"), f.name), f.name
 
 

@@ -27,6 +27,11 @@ HELP = {
     "class_weights": "weight the loss by inverse class frequency",
     "cache_views": "augmented views cached for partial/transfer (0: off)",
     "knn_ks": "comma-separated k values the kNN baseline chooses from on validation accuracy",
+    "knn_vote": "how the kNN neighbours vote (distance: 1 / cosine distance; balanced: 1 / class share)",
+    "views": "comma-separated test-time views whose features are averaged (transfer only): centre, centre-flip, "
+             "whole (letterboxed), whole-flip",
+    "restore_best": "keep the last epoch's weights, not those of the lowest validation loss",
+    "selected_by": "how the recipe was chosen (e.g. cross-validated figures), copied to the card",
     "weights_file": "a local file of the backbone's ImageNet weights",
     "workers": "data loader worker processes",
 }
@@ -36,13 +41,16 @@ CULTURE_SPLIT = (0.8, 0.1, 0.1)  # the culture study's split, the default when -
 def _choices() -> dict[str, tuple[str, ...]]:
     from artlab.model.backbones import backbone_names
     from artlab.model.classifier import HEADS, METHODS
+    from artlab.model.knn import VOTES
     from artlab.train.config import OPTIMIZERS, SCHEDULERS
     return {"backbone": tuple(backbone_names()), "method": METHODS, "head": HEADS, "optimizer": OPTIMIZERS,
-            "scheduler": SCHEDULERS}
+            "scheduler": SCHEDULERS, "knn_vote": VOTES}
 
 
 def flag(field: dataclasses.Field) -> str:
-    return FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
+    """``--name``; a switch whose default is on is turned off by ``--no-name``."""
+    name = FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
+    return "--no-" + name[2:] if field.default is True else name
 
 
 def _kind(field: dataclasses.Field) -> str:
@@ -73,7 +81,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         if field.default is dataclasses.MISSING:
             kwargs["required"] = True
         if kind == "bool":
-            p.add_argument(flag(field), action="store_true", **kwargs)
+            p.add_argument(flag(field), action="store_false" if field.default is True else "store_true",
+                           default=None, **kwargs)
             continue
         if kind in ("int", "float"):
             kwargs["type"] = int if kind == "int" else float
@@ -96,7 +105,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     values = {}
     for field in dataclasses.fields(TrainConfig):
         value = getattr(a, field.name)
-        if value is None or value is False:
+        if value is None:
             continue  # the dataclass's default
         kind = _kind(field)
         values[field.name] = _listed(value, kind, flag(field)) if kind.endswith("s") else value

@@ -9,6 +9,7 @@ import torch
 from artlab.model.backbones import BackboneSpec
 from artlab.model.classifier import Classifier, Embedder, frozen_prefix, shared_features
 from artlab.model.transforms import eval_transform, train_transform
+from artlab.model.views import DEFAULT_VIEWS, view_transform
 from artlab.progress import Progress
 from artlab.train.config import TrainConfig
 from artlab.train.data import ImageDataset, Task, in_order
@@ -37,14 +38,29 @@ def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
 
 
 class FrozenCache:
-    """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...]."""
+    """The frozen part's outputs: ``all`` (eval view of every row of the task), ``views`` [V, n_train, ...].
+
+    With test-time views (``cfg.views``, transfer only), ``all`` is the mean of the views' features and the
+    training paintings train on each view as well as on ``cfg.cache_views`` augmented crops (artlab.train.selection
+    measures the same recipe)."""
 
     def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress):
         df = task.df
-        ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
-        self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds), device)
         train = df[df["split"] == "train"]
         views = []
+        if tuple(cfg.views) == DEFAULT_VIEWS:
+            ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
+            self.all = compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress, "frozen features", len(ds),
+                               device)
+        else:
+            per_view = []
+            for name in cfg.views:
+                ds = ImageDataset(task.root, df["path"], view_transform(spec, name), min_side=spec.resize_size)
+                per_view.append(compute(fn, in_order(ds, cfg.batch_size, cfg.workers), progress,
+                                        f"frozen features, {name}", len(ds), device))
+            self.all = torch.stack(per_view).mean(0)
+            is_train = torch.tensor((df["split"] == "train").to_numpy())
+            views += [f[is_train] for f in per_view]
         for v in range(cfg.cache_views):  # seeded per painting: the same augmented views after a restart
             aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
                                seed=cfg.seed * 100 + v)
