@@ -72,6 +72,7 @@ def test_balanced_votes_give_a_small_class_its_weight():
         KNNBaseline(vote="loudest").fit(X, y)
 
 
+@pytest.mark.train  # fits heads (make test-fast trains nothing)
 def test_cross_validation_on_cached_features(demo_collection, tmp_path):
     cache = tmp_path / "features"
     sel = select(demo_collection, "genre", [Candidate("efficientnet_lite0", "centre", "centroid"),
@@ -120,6 +121,7 @@ def test_views_need_a_frozen_backbone():
         TrainConfig(collection="x", knn_vote="loudest")
 
 
+@pytest.mark.train
 def test_a_whole_painting_run_predicts_and_explains_what_it_saw(demo_collection, tmp_path):
     from artlab.train.runner import train_run
     cfg = TrainConfig(collection=str(demo_collection), label="genre", method="transfer", epochs=3, patience=3,
