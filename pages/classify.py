@@ -97,11 +97,15 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
                               (right, "knn", f"what makes the painting resemble its **{pred.knn}** neighbours "
                                              "(baseline)")):
         with col:
+            view = cams[model].get("view", "centre")
             img = app.run_safely(app.overlay, name, data, cams[model]["cam"], alpha, cams[model]["crop"],
-                                      what="drawing the heat map")
+                                      view, what="drawing the heat map")
             app.show_image(img, max_height=560)
-            st.caption(f"Warm colours: {words}. The models look at the central square of the painting; the "
-                       "dimmed margins were not seen." if cams[model]["crop"] < 1 else f"Warm colours: {words}.")
+            if view == "whole":
+                st.caption(f"Warm colours: {words}. The models see the whole painting (and its mirror image).")
+            else:
+                st.caption(f"Warm colours: {words}. The models look at the central square of the painting; the "
+                           "dimmed margins were not seen." if cams[model]["crop"] < 1 else f"Warm colours: {words}.")
     if st.toggle("Also show the feature maps", key=f"fmap_{key}",
                  help="The sum of all the model's internal detectors at its last layer, without reference to any "
                       "class: where the network 'sees' most, whatever it makes of it."):
@@ -110,7 +114,8 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
             left, right = st.columns(2)
             for col, model, words in ((left, "finetuned", "fine-tuned model"), (right, "knn", "baseline")):
                 img = app.run_safely(app.overlay, name, data, maps[model]["cam"], alpha,
-                                          maps[model]["crop"], what="drawing the feature map")
+                                          maps[model]["crop"], maps[model].get("view", "centre"),
+                                          what="drawing the feature map")
                 with col:
                     app.show_image(img, max_height=560, caption=f"Feature map, {words}")
 

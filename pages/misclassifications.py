@@ -86,7 +86,8 @@ def cams(row) -> None:
     for col, model in ((a, "finetuned"), (b, "knn")):
         with col:
             app.show_image(app.overlay(file.name, data, maps[model]["cam"],
-                                                 st.session_state.get("cam_alpha", 0.5), maps[model]["crop"]),
+                                                 st.session_state.get("cam_alpha", 0.5), maps[model]["crop"],
+                                                 maps[model].get("view", "centre")),
                                 max_height=300, caption=MODELS[model])
 
 

@@ -22,8 +22,12 @@ OTHER = {
     "max_per_class": ("40", 40), "classes": ("portrait,landscape", ("portrait", "landscape")),
     "class_weights": (None, True), "cache_views": ("0", 0), "dropout": ("0.3", 0.3),
     "knn_metric": ("euclidean", "euclidean"), "embedding_layer": ("head", "head"), "knn_ks": ("1,5", (1, 5)),
+    "knn_vote": ("balanced", "balanced"), "views": ("whole,whole-flip", ("whole", "whole-flip")),
+    "restore_best": (None, False), "selected_by": ("5 folds", "5 folds"),
     "weights_file": ("w.pth", "w.pth"), "device": ("cpu", "cpu"), "workers": ("2", 2),
 }
+#: Fields that need another option to be valid: test-time views need a frozen backbone.
+CONTEXT = {"views": ("--method", "transfer")}
 
 
 def parse(*extra: str) -> TrainConfig:
@@ -40,7 +44,7 @@ def test_every_field_is_settable():
     assert {f.name for f in fields} == set(OTHER), "a TrainConfig field without a test value here"
     for f in fields:
         typed, held = OTHER[f.name]
-        cfg = parse(flag(f), *([typed] if typed is not None else []))
+        cfg = parse(flag(f), *([typed] if typed is not None else []), *CONTEXT.get(f.name, ()))
         assert getattr(cfg, f.name) == held != getattr(TrainConfig(collection="x"), f.name), f.name
 
 
@@ -68,7 +72,8 @@ def test_the_retrain_command_gives_back_the_configuration(name, label):
     import shlex
 
     from artlab.train.command import retrain_command
-    for values in ({}, {name: OTHER[name][1]}):
+    context = {CONTEXT[name][0][2:]: CONTEXT[name][1]} if name in CONTEXT else {}
+    for values in ({}, {name: OTHER[name][1], **context}):
         cfg = TrainConfig(**{"collection": "data/x", "label": label, **values})
         words = shlex.split(retrain_command({"config": cfg.to_dict()}, "data/my collection", "runs/x"))
         assert words[:2] == ["artlab", "train"] and words[words.index("--out") + 1] == "runs/x"

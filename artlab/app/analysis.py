@@ -44,6 +44,7 @@ def _plain(explanation, classes: list[str]) -> dict:
     """What the page needs from an Explanation, as plain (picklable, cacheable) values."""
     target = getattr(explanation, "target", None)
     return {"cam": np.asarray(explanation.cam, dtype=np.float32), "crop": float(getattr(explanation, "crop", 1.0)),
+            "view": str(getattr(explanation, "view", "centre")),
             "label": classes[target] if isinstance(target, (int, np.integer)) and 0 <= target < len(classes) else "",
             "similarity": getattr(explanation, "similarity", None)}
 
@@ -55,16 +56,18 @@ def feature_maps(run_path: str, name: str, data: bytes) -> dict[str, dict]:
     predictor = load_predictor(run_path)
     image = predictor.load(data, name=name)
     crop = explain.crop_fraction(predictor.spec)
-    return {model: {"cam": explain.feature_map(predictor, image, model=model).astype(np.float32), "crop": crop}
+    return {model: {"cam": explain.feature_map(predictor, image, model=model).astype(np.float32), "crop": crop,
+                    "view": predictor.cam_view}
             for model in MODELS}
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def overlay(name: str, data: bytes, cam: np.ndarray, alpha: float, crop: float = 1.0) -> bytes:
-    """The heat map laid over the painting (the square the model saw; margins dimmed), as JPEG bytes."""
+def overlay(name: str, data: bytes, cam: np.ndarray, alpha: float, crop: float = 1.0, view: str = "centre") -> bytes:
+    """The heat map laid over what the model saw (the centre square, margins dimmed; or the whole painting), as JPEG
+    bytes."""
     from artlab.explain import cams as explain  # torch and grad-cam load on first use
     image = load_image(data, name=name)
-    return encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop), quality=88)
+    return encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop, view=view), quality=88)
 
 
 METHOD_NAMES = {"gradcam": "Grad-CAM (the study's)", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM",

@@ -74,10 +74,10 @@ def explain_files(predictor, files: list[Path], out: Path, method: str, knn_meth
         else:
             result = explain_both(predictor, image, method, knn_method, target, name=str(f))
             stem = _unique_stem(f, used)
-            _save_png(overlay(image, result["finetuned"].cam, crop=result["finetuned"].crop),
-                      out / f"{stem}_finetuned.png")
-            _save_png(overlay(image, result["knn"].cam, crop=result["knn"].crop), out / f"{stem}_knn.png")
-            _save_png(overlay(image, result["feature_map"], crop=result["finetuned"].crop),
+            ft, kn = result["finetuned"], result["knn"]
+            _save_png(overlay(image, ft.cam, crop=ft.crop, view=ft.view), out / f"{stem}_finetuned.png")
+            _save_png(overlay(image, kn.cam, crop=kn.crop, view=kn.view), out / f"{stem}_knn.png")
+            _save_png(overlay(image, result["feature_map"], crop=ft.crop, view=ft.view),
                       out / f"{stem}_featuremap.png")
             rows.append(_row(result, f, stem, predictor.classes))
         bar.advance()

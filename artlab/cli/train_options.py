@@ -32,6 +32,11 @@ HELP = {
     "embedding_layer": "features of the class geometry: the backbone's pooled features (default, the culture study's) "
                        "or the head's penultimate layer",
     "knn_ks": "comma-separated k values the kNN baseline chooses from on validation accuracy",
+    "knn_vote": "how the kNN neighbours vote (distance: 1 / cosine distance; balanced: 1 / class share)",
+    "views": "comma-separated test-time views whose features are averaged (transfer only): centre, centre-flip, "
+             "whole (letterboxed), whole-flip",
+    "restore_best": "keep the last epoch's weights, not those of the lowest validation loss",
+    "selected_by": "how the recipe was chosen (e.g. cross-validated figures), copied to the card",
     "weights_file": "a local file of the backbone's ImageNet weights",
     "workers": "data loader worker processes",
 }
@@ -40,9 +45,11 @@ HELP = {
 def _choices() -> dict[str, tuple[str, ...]]:
     from artlab.model.backbones import backbone_names
     from artlab.model.classifier import HEADS, METHODS
+    from artlab.model.knn import VOTES
     from artlab.train.config import EMBEDDING_LAYERS, KNN_METRICS, OPTIMIZERS, SCHEDULERS
     return {"backbone": tuple(backbone_names()), "method": METHODS, "head": HEADS, "optimizer": OPTIMIZERS,
-            "scheduler": SCHEDULERS, "knn_metric": KNN_METRICS, "embedding_layer": EMBEDDING_LAYERS}
+            "scheduler": SCHEDULERS, "knn_metric": KNN_METRICS, "embedding_layer": EMBEDDING_LAYERS,
+            "knn_vote": VOTES}
 
 
 def _kind(field: dataclasses.Field) -> str:
@@ -73,7 +80,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         if field.default is dataclasses.MISSING:
             kwargs["required"] = True
         if kind == "bool":
-            p.add_argument(flag(field), action="store_true", **kwargs)
+            p.add_argument(flag(field), action="store_false" if field.default is True else "store_true",
+                           default=None, **kwargs)
             continue
         if kind in ("int", "float"):
             kwargs["type"] = int if kind == "int" else float
@@ -96,7 +104,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     values = {}
     for field in dataclasses.fields(TrainConfig):
         value = getattr(a, field.name)
-        if value is None or value is False:
+        if value is None:
             continue  # the dataclass's default
         kind = _kind(field)
         values[field.name] = _listed(value, kind, flag(field)) if kind.endswith("s") else value

@@ -34,6 +34,7 @@ from artlab.runfolder import MODELS
 from artlab.images import fit_within
 from artlab.explain.predictor import Prediction, Predictor
 from artlab.model.knn import l2_normalise
+from artlab.model.views import letterbox_box
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "scorecam": ScoreCAM,
            "eigencam": EigenCAM, "layercam": LayerCAM}
@@ -55,6 +56,7 @@ class Explanation:
     method: str
     model: str  # "finetuned" or "knn"
     crop: float = 1.0
+    view: str = "centre"  # "whole": the CAM covers the letterboxed whole painting (views.LetterboxTransform)
     neighbours: np.ndarray | None = None  # kNN: indices into knn.X_ of the neighbours the target compares with
     similarity: float | None = None  # kNN: the target's value, mean cosine similarity to those neighbours
 
@@ -255,7 +257,8 @@ def finetuned_cam(predictor: Predictor, x: torch.Tensor, method: str = "gradcam"
     result = compute_cam(model, model.cam_layer, x, targets, method)
     probs = torch.softmax(result.outputs.float(), dim=1)[0].cpu().numpy()
     chosen = int(np.argmax(probs)) if target is None else int(target)
-    return Explanation(result.maps[0], chosen, probs, method, "finetuned", crop_fraction(predictor.spec)), result
+    return Explanation(result.maps[0], chosen, probs, method, "finetuned", crop_fraction(predictor.spec),
+                       predictor.cam_view), result
 
 
 def knn_cam(predictor: Predictor, x: torch.Tensor, method: str = "similarity") -> tuple[Explanation, CamPass]:
@@ -268,20 +271,20 @@ def knn_cam(predictor: Predictor, x: torch.Tensor, method: str = "similarity") -
     result = compute_cam(model, model.cam_layer, x, [decision], cam_method)
     decision.decide(result.outputs[0])  # gradient-free methods never call the target
     return Explanation(result.maps[0], decision.label, decision.scores, method, "knn", crop_fraction(predictor.spec),
-                       decision.neighbours, decision.similarity), result
+                       predictor.cam_view, decision.neighbours, decision.similarity), result
 
 
 def explain_finetuned(predictor: Predictor, image: Image.Image, method: str = "gradcam",
                       target: int | None = None) -> Explanation:
     """The fine-tuned classifier's CAM for its predicted class, or for class index ``target``."""
-    x = predictor.tensor([image])
+    x = predictor.cam_tensor(image)
     with predictor.lock:
         return finetuned_cam(predictor, x, method, target)[0]
 
 
 def explain_knn(predictor: Predictor, image: Image.Image, method: str = "similarity") -> Explanation:
     """The kNN baseline's decision: what makes the painting similar to its neighbours of the predicted class."""
-    x = predictor.tensor([image])
+    x = predictor.cam_tensor(image)
     with predictor.lock:
         return knn_cam(predictor, x, method)[0]
 
@@ -298,7 +301,7 @@ def feature_map(predictor: Predictor, image: Image.Image, model: str = "finetune
     """The culture study's view: the CAM layer's output summed over channels, in [0, 1] at the input size."""
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
-    x, seen = predictor.tensor([image]), []
+    x, seen = predictor.cam_tensor(image), []
     with predictor.lock:
         net = twin(predictor.classifier if model == "finetuned" else predictor.embedder)
         handle = net.cam_layer.register_forward_hook(lambda m, i, out: seen.append(out.detach()))
@@ -318,11 +321,16 @@ def explain_both(predictor: Predictor, image: Image.Image, method: str = "gradca
     (Explanations) and ``feature_map`` (the fine-tuned CAM layer's channel sum, from the same activations).
     """
     _method_class(method), _knn_method(knn_method), _check_target(target, predictor.classes)
-    x = predictor.tensor([image])
+    x = predictor.cam_tensor(image)
+    several = len(predictor.views) > 1  # the prediction averages views; the CAMs explain its class on one view
+    if several:
+        prediction: Prediction = predictor.predict_images([image], [name])[0]
+        target = int(np.argmax(prediction.probs)) if target is None else target
     with predictor.lock:
         ft, ft_pass = finetuned_cam(predictor, x, method, target)
         kn, kn_pass = knn_cam(predictor, x, knn_method)
-    prediction: Prediction = predictor.predictions_from(ft_pass.outputs, kn_pass.outputs.cpu().numpy(), [name])[0]
+    if not several:
+        prediction = predictor.predictions_from(ft_pass.outputs, kn_pass.outputs.cpu().numpy(), [name])[0]
     return {"prediction": prediction, "finetuned": ft, "knn": kn,
             "feature_map": _channel_sum(ft_pass.activations, predictor.spec.input_size)}
 
@@ -338,16 +346,24 @@ def _colormap(name: str) -> np.ndarray:
 
 
 def overlay(image: Image.Image, cam: np.ndarray, alpha: float = 0.5, max_side: int = 768, colormap: str = "jet",
-            crop: float = 1.0) -> Image.Image:
+            crop: float = 1.0, view: str = "centre") -> Image.Image:
     """The CAM as a heat map over the painting, at the painting's own aspect ratio, no side longer than ``max_side``.
 
     The models predict from a centre crop (a square, ``crop`` of the shorter side; see ``Explanation.crop``), so the
     CAM is put back on that square of the painting rather than stretched over all of it, or computed on a squashed
     whole painting: it then shows exactly the pixels the prediction came from. The margins the model never saw are
-    dimmed.
+    dimmed. A CAM of the whole-painting view (``view="whole"``) is cut to where the letterbox put the painting and
+    laid over all of it: the model saw every part.
     """
     base = fit_within(image.convert("RGB"), max_side)
     w, h = base.size
+    if view == "whole":
+        left, top, nw, nh = letterbox_box(*image.size, cam.shape[0])
+        heat = Image.fromarray(np.clip(cam, 0, 1).astype(np.float32)[top:top + nh, left:left + nw])
+        heat = heat.resize((w, h), Image.BILINEAR)
+        colours = _colormap(colormap)[np.round(np.asarray(heat) * 255).astype(np.uint8)]
+        out = (1 - alpha) * np.asarray(base, dtype=np.float32) + alpha * colours
+        return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
     side = max(1, round(min(w, h) * crop))
     left, top = round((w - side) / 2), round((h - side) / 2)
     heat = Image.fromarray(np.clip(cam, 0, 1).astype(np.float32)).resize((side, side), Image.BILINEAR)

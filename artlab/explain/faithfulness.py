@@ -95,7 +95,7 @@ def _scores(after: np.ndarray, base: float, n_percentiles: int) -> dict[str, flo
 def painting_scores(predictor: Predictor, image, methods: Sequence[str], percentiles: Sequence[int] = PERCENTILES,
                     keep: float = KEEP, rng: np.random.Generator | None = None) -> list[dict]:
     """One row per (model, method) for one painting, the random baseline included."""
-    x = predictor.tensor([image])
+    x = predictor.cam_tensor(image)  # the view the CAMs are drawn on
     with predictor.lock:
         ft = {m: finetuned_cam(predictor, x, m) for m in methods}
         kn = {m: knn_cam(predictor, x, m) for m in methods}

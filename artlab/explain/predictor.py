@@ -17,8 +17,8 @@ from PIL import Image
 from artlab.errors import ImageError
 from artlab.images import ImageSource, load_image
 from artlab.model.classifier import shared_features
+from artlab.model.views import DEFAULT_VIEWS, ViewsTransform, cam_view, view_transform
 from artlab.runfolder import Run
-from artlab.model.transforms import eval_transform
 
 
 @dataclasses.dataclass
@@ -75,7 +75,10 @@ class Predictor:
         self.embedder = run.embedder(weights_file).to(self.device).eval()
         self.knn = run.knn()
         self.method = run.card["method"]
-        self.transform = eval_transform(self.spec)
+        self.views = tuple(run.card.get("config", {}).get("views") or DEFAULT_VIEWS)  # runs before views: centre
+        self.transform = ViewsTransform(self.spec, self.views)
+        self.cam_view = cam_view(self.views)
+        self.cam_transform = view_transform(self.spec, self.cam_view)
         self.lock = threading.Lock()  # held while hooks are registered (explanations)
         paintings = run.paintings()
         self.meta = paintings.set_index("id").to_dict("index") if len(paintings) else {}
@@ -85,12 +88,20 @@ class Predictor:
         return load_image(source, name=name, min_side=self.spec.resize_size)
 
     def tensor(self, images: list[Image.Image]) -> torch.Tensor:
-        return torch.stack([self.transform(im) for im in images]).to(self.device)
+        """Every view of every image, image by image: (images x views, 3, H, W)."""
+        return torch.cat([self.transform(im) for im in images]).to(self.device)
+
+    def cam_tensor(self, image: Image.Image) -> torch.Tensor:
+        """The one view a CAM is computed on (views.cam_view: the whole painting when the run sees it)."""
+        return self.cam_transform(image).unsqueeze(0).to(self.device)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, kNN features). For partial/transfer the frozen pretrained part is shared, so it runs once."""
+        """(logits, kNN features) of the images in ``x`` (``tensor``'s layout). For partial/transfer the frozen
+        pretrained part is shared, so it runs once; several views (transfer only) average their features."""
         feats, knn_feats = shared_features(self.classifier, self.embedder, self.method, x)
+        if len(self.views) > 1:  # transfer (TrainConfig checks it): the classifier's features are the kNN's
+            feats = knn_feats = knn_feats.view(-1, len(self.views), knn_feats.shape[1]).mean(1)
         return self.classifier.head(feats), knn_feats
 
     def predict_images(self, images: list[Image.Image], names: list[str] | None = None,

@@ -18,6 +18,9 @@ from artlab.io import atomic_savez
 
 DEFAULT_KS = (1, 3, 5, 7, 9, 11, 15, 21)
 METRICS = ("cosine", "euclidean")
+#: How neighbours vote: one vote each (the study's baseline), weighted by 1 / cosine distance (scikit-learn's
+#: "distance"), by 1 / the class's share of the references (a class of 5 counts as much as one of 50), or both.
+VOTES = ("uniform", "distance", "balanced", "distance-balanced")
 
 #: From this many reference paintings on, search goes through FAISS (exact, the same answers; 1.3x faster at 100,000
 #: references in benchmarks/bench_knn.py) when it is installed. Below it, a NumPy product is as fast and simpler.
@@ -31,8 +34,8 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 class KNNBaseline:
     def __init__(self, k: int = 5, ks: tuple[int, ...] = DEFAULT_KS, n_classes: int | None = None,
-                 metric: str = "cosine"):
-        self.k, self.ks, self.n_classes, self.metric = k, tuple(ks), n_classes, metric
+                 metric: str = "cosine", vote: str = "uniform"):
+        self.k, self.ks, self.n_classes, self.metric, self.vote_weights = k, tuple(ks), n_classes, metric, vote
 
     def fit(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray | None = None) -> "KNNBaseline":
         X = np.asarray(X)
@@ -45,6 +48,11 @@ class KNNBaseline:
         self.ids_ = np.asarray(ids if ids is not None else np.arange(len(X)).astype(str))
         self.n_classes_ = int(self.n_classes or self.y_.max() + 1)
         self.k_ = min(self.k, len(self.X_))
+        if self.vote_weights not in VOTES:
+            raise ConfigError(f"unknown kNN vote {self.vote_weights!r}; choose one of: {', '.join(VOTES)}")
+        counts = np.bincount(self.y_, minlength=self.n_classes_).astype(np.float64)
+        self.class_weight_ = (np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
+                              if "balanced" in self.vote_weights else np.ones(self.n_classes_))
         return self
 
     def select_k(self, X_val: np.ndarray, y_val: np.ndarray) -> dict[int, float]:
@@ -67,11 +75,11 @@ class KNNBaseline:
         """Everything the baseline says, from one search: (vote shares, tie-broken scores, similarities, indices)."""
         closeness, idx = self._rank(X, self.k_)
         sims = closeness if self.metric == "cosine" else self._cosine(X, idx)
-        return self._shares(idx), self._vote(closeness, idx), sims, idx
+        return self._shares(closeness, idx), self._vote(closeness, idx), sims, idx
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Vote shares per class (rows sum to 1)."""
-        return self._shares(self._rank(X, self.k_)[1])
+        return self._shares(*self._rank(X, self.k_))
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Vote shares with ties broken by summed closeness (what ``predict`` and top-3 rank by)."""
@@ -86,14 +94,19 @@ class KNNBaseline:
         np.add.at(out, (np.arange(len(idx))[:, None], self.y_[idx]), weights)
         return out
 
-    def _shares(self, idx: np.ndarray) -> np.ndarray:
-        return self._tally(idx, np.ones(idx.shape)) / idx.shape[1]
+    def _shares(self, closeness: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        weights = self.class_weight_[self.y_[idx]]
+        if self.vote_weights.startswith("distance"):  # 1 / the distance in the metric that ranked the neighbours
+            distance = 1.0 - closeness if self.metric == "cosine" else -closeness
+            weights = weights / np.maximum(distance, 1e-6)
+        tally = self._tally(idx, weights)
+        return tally / np.maximum(tally.sum(axis=1, keepdims=True), 1e-12)
 
     def _vote(self, closeness: np.ndarray, idx: np.ndarray) -> np.ndarray:
         # a tie goes to the class whose neighbours are closer (in the metric that ranked them; bounded, so a tie-break
         # never outweighs one vote)
         bounded = closeness if self.metric == "cosine" else 1.0 / (1.0 + np.maximum(-closeness, 0.0))
-        return self._shares(idx) + 1e-6 * self._tally(idx, bounded)
+        return self._shares(closeness, idx) + 1e-6 * self._tally(idx, bounded)
 
     @property
     def unit_(self) -> np.ndarray:
@@ -144,7 +157,8 @@ class KNNBaseline:
     # --- the run folder's knn.npz ---------------------------------------------------------------------------
     def save(self, path) -> None:
         atomic_savez(path, embeddings=self.X_, labels=self.y_, ids=self.ids_.astype(str), k=np.int64(self.k_),
-                     n_classes=np.int64(self.n_classes_), metric=np.array(self.metric))
+                     n_classes=np.int64(self.n_classes_), metric=np.array(self.metric),
+                     vote=np.array(self.vote_weights), class_weight=self.class_weight_)
 
     @classmethod
     def load(cls, path) -> "KNNBaseline":
@@ -153,7 +167,9 @@ class KNNBaseline:
         except (OSError, ValueError) as exc:
             raise RunError(f"unreadable kNN reference file {path}: {exc}") from None
         metric = str(z["metric"]) if "metric" in z.files else "cosine"  # runs before the option were cosine
-        knn = cls(k=int(z["k"]), n_classes=int(z["n_classes"]), metric=metric)
+        vote = str(z["vote"]) if "vote" in z.files else "uniform"  # runs written before votes were weighted
+        knn = cls(k=int(z["k"]), n_classes=int(z["n_classes"]), metric=metric, vote=vote)
         knn.X_, knn.y_, knn.ids_ = z["embeddings"].astype(np.float32), z["labels"], z["ids"]
         knn.n_classes_, knn.k_ = int(z["n_classes"]), int(z["k"])
+        knn.class_weight_ = z["class_weight"] if "class_weight" in z.files else np.ones(knn.n_classes_)
         return knn

@@ -16,7 +16,9 @@ CULTURE_SPLIT = (0.8, 0.1, 0.1)  # the culture study's split, the default when -
 
 
 def flag(field: dataclasses.Field) -> str:
-    return FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
+    """``--name``; a switch whose default is on is turned off by ``--no-name``."""
+    name = FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
+    return "--no-" + name[2:] if field.default is True else name
 
 
 def _default(field: dataclasses.Field, label: str):
@@ -36,9 +38,13 @@ def train_words(config: dict, collection: str | Path, out: str | Path) -> list[s
     words = ["artlab", "train", "--collection", str(collection)]
     for field in dataclasses.fields(TrainConfig):
         value = config.get(field.name)
-        if field.name == "collection" or value is None or value is False:
-            continue
         default = _default(field, label)
+        if isinstance(default, bool):  # a switch: spelled only when away from its default (--name or --no-name)
+            if value is not None and bool(value) != default:
+                words.append(flag(field))
+            continue
+        if field.name == "collection" or value is None:
+            continue
         if isinstance(value, (list, tuple)) and default is not None and tuple(value) == tuple(default):
             continue
         if value == default:

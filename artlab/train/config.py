@@ -47,6 +47,10 @@ class TrainConfig:
     knn_metric: str = "cosine"  # the kNN baseline's distance (artlab/model/knn.py argues for cosine)
     embedding_layer: str = "backbone"  # the culture geometry's features: pooled backbone (the study's) or the head's
     knn_ks: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
+    knn_vote: str = "uniform"  # knn.VOTES: uniform, distance, balanced (1 / class share), distance-balanced
+    views: tuple[str, ...] = ("centre",)  # test-time views whose features are averaged (views.VIEWS; transfer only)
+    restore_best: bool = True  # keep the weights of the lowest validation loss; False: the last epoch's (as the CV)
+    selected_by: str | None = None  # how the recipe was chosen (e.g. cross-validated figures), copied to the card
     weights_file: str | None = None
     device: str = "auto"
     workers: int = 0
@@ -64,6 +68,13 @@ class TrainConfig:
             if value not in allowed:
                 raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
         check_ratios(tuple(self.split))
+        from artlab.model.knn import VOTES
+        from artlab.model.views import DEFAULT_VIEWS, check_views
+        if self.knn_vote not in VOTES:
+            raise ConfigError(f"unknown kNN vote {self.knn_vote!r}; choose one of: {', '.join(VOTES)}")
+        if check_views(self.views) != DEFAULT_VIEWS and self.method != "transfer":
+            raise ConfigError(f"views {', '.join(self.views)} need method 'transfer' (a frozen backbone whose "
+                              f"features can be averaged); {self.method!r} sees the centre crop only")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError("epochs, batch size and patience must be at least 1")
         if not 0.0 <= self.dropout < 1.0:

@@ -27,6 +27,7 @@ import torch
 from artlab.model.backbones import BackboneSpec
 from artlab.model.classifier import Classifier, Embedder, frozen_prefix, shared_features
 from artlab.model.transforms import eval_transform, train_transform
+from artlab.model.views import DEFAULT_VIEWS, view_transform
 from artlab.progress import Progress
 from artlab.train.config import TrainConfig
 from artlab.train.data import ImageDataset, Task, in_order
@@ -92,21 +93,39 @@ def nbytes(*tensors: torch.Tensor) -> int:
 
 class FrozenCache:
     """The frozen part's outputs: ``all`` (eval view of every row of the task, float32), ``views``
-    [V, n_train, ...] (bfloat16, ``VIEW_DTYPE``)."""
+    [V, n_train, ...] (bfloat16, ``VIEW_DTYPE``).
+
+    With test-time views (``cfg.views``, transfer only), ``all`` is the mean of the views' features and the
+    training paintings train on each view as well as on the ``n_views`` augmented crops (artlab.train.selection
+    measures the same recipe)."""
 
     def __init__(self, fn, task: Task, spec: BackboneSpec, cfg: TrainConfig, device, progress: Progress,
                  n_views: int):
         df = task.df
-        ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
-        self.all = fill(fn, in_order(ds, cfg.batch_size, cfg.workers), len(ds), device, progress, "frozen features",
-                        channels_last=True)
         train = df[df["split"] == "train"]
-        self.views = torch.empty((n_views, len(train), *self.all.shape[1:]), dtype=VIEW_DTYPE)
+        test_views = []  # each test-time view's features of the training paintings, trained on like crops
+        if tuple(cfg.views) == DEFAULT_VIEWS:
+            ds = ImageDataset(task.root, df["path"], eval_transform(spec), min_side=spec.resize_size)
+            self.all = fill(fn, in_order(ds, cfg.batch_size, cfg.workers), len(ds), device, progress,
+                            "frozen features", channels_last=True)
+        else:
+            per_view = []
+            for name in cfg.views:
+                ds = ImageDataset(task.root, df["path"], view_transform(spec, name), min_side=spec.resize_size)
+                per_view.append(fill(fn, in_order(ds, cfg.batch_size, cfg.workers), len(ds), device, progress,
+                                     f"frozen features, {name}", channels_last=True))
+            self.all = torch.stack(per_view).mean(0)
+            is_train = torch.tensor((df["split"] == "train").to_numpy())
+            test_views = [f[is_train] for f in per_view]
+        first = len(test_views)
+        self.views = torch.empty((first + n_views, len(train), *self.all.shape[1:]), dtype=VIEW_DTYPE)
+        for v, features in enumerate(test_views):
+            self.views[v] = features
         for v in range(n_views):  # seeded per painting: the same augmented views after a restart
             aug = ImageDataset(task.root, train["path"], train_transform(spec), min_side=spec.resize_size,
                                seed=cfg.seed * 100 + v)
             fill(fn, in_order(aug, cfg.batch_size, cfg.workers), len(aug), device, progress, f"augmented view {v + 1}",
-                 out=self.views[v], channels_last=True)
+                 out=self.views[first + v], channels_last=True)
 
     @property
     def nbytes(self) -> int:

@@ -141,6 +141,8 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
         progress.message(f"epoch {epoch}: train loss {tr_loss:.3f} acc {tr_acc:.3f} | val loss {va_loss:.3f} "
                          f"acc {va_acc:.3f}{' *' if improved else ''}")
     progress.done()
+    if not cfg.restore_best:  # the recipe cross-validation measured: a fixed number of epochs, the last weights kept
+        state.update(best_state=trained_state(model, cfg.method), best_epoch=state["epoch"])
     return FitResult(state["history"], state["best_state"], state["best_epoch"],
                      stopped_early=stopped and state["epoch"] < cfg.epochs, seconds=state["seconds"])
 

@@ -21,6 +21,7 @@ from torch import nn
 from artlab.model.backbones import BackboneSpec, get_backbone
 from artlab.model.classifier import Classifier, Embedder, Head, apply_method, frozen_prefix, trained_state
 from artlab.model.knn import KNNBaseline
+from artlab.model.views import DEFAULT_VIEWS
 from artlab.progress import Progress
 from artlab.report.geometry import class_geometry, umap_coordinates
 from artlab.report.metrics import classification_report
@@ -148,10 +149,11 @@ def _staged_config(cfg: TrainConfig, task: Task) -> dict:
 
 
 def _batches(s: _Setup, progress: Progress) -> _Training:
-    """From the frozen-feature cache when the method freezes a part and the cache is on, else from the images."""
+    """From the frozen-feature cache when the method freezes a part and the cache is on (or test-time views need
+    it), else from the images."""
     cfg, model = s.cfg, s.model
     n_views = cfg.views_on(s.device.type)  # unset: a fresh augmentation every epoch on CUDA, cached views on a CPU
-    frozen_part = frozen_prefix(cfg.method) if n_views > 0 else None
+    frozen_part = frozen_prefix(cfg.method) if n_views > 0 or tuple(cfg.views) != DEFAULT_VIEWS else None
     t0 = time.perf_counter()
     if not frozen_part:
         return _Training(model, image_batches(s.task, "train", s.spec, cfg, True, s.world, s.device),
@@ -180,7 +182,7 @@ def _features(s: _Setup, frozen: FrozenCache | None, progress: Progress):
 def _evaluate(s: _Setup, knn_feats: np.ndarray, probs: np.ndarray):
     """The kNN baseline on the training split (k chosen on validation), and both models' metrics on the test split."""
     idx, y, classes = s.idx, s.y, s.task.classes
-    knn = KNNBaseline(ks=s.cfg.knn_ks, n_classes=len(classes), metric=s.cfg.knn_metric)
+    knn = KNNBaseline(ks=s.cfg.knn_ks, n_classes=len(classes), metric=s.cfg.knn_metric, vote=s.cfg.knn_vote)
     knn.fit(knn_feats[idx["train"]], y[idx["train"]], s.task.df["id"].to_numpy()[idx["train"]])
     k_curve = knn.select_k(knn_feats[idx["val"]], y[idx["val"]])
     knn_share, knn_scores, _, _ = knn.vote(knn_feats[idx["test"]])
@@ -189,7 +191,7 @@ def _evaluate(s: _Setup, knn_feats: np.ndarray, probs: np.ndarray):
                "knn": classification_report(y[t], knn_scores.argmax(1), knn_scores, classes)}
     metrics["finetuned"]["val_accuracy"] = float(np.mean(probs[idx["val"]].argmax(1) == y[idx["val"]]))
     metrics["knn"].update(k=int(knn.k_), k_curve={str(k): v for k, v in k_curve.items()},
-                          val_accuracy=k_curve[knn.k_], distance=s.cfg.knn_metric)
+                          val_accuracy=k_curve[knn.k_], distance=s.cfg.knn_metric, vote=s.cfg.knn_vote)
     return knn, knn_share, knn_scores, metrics
 
 
