@@ -36,6 +36,18 @@ class FitResult:
     seconds: float
 
 
+@dataclasses.dataclass
+class LoopState:
+    """What the loop carries from epoch to epoch, and what a resume file holds beside the weights and optimiser."""
+    epoch: int = 0
+    history: list[dict] = dataclasses.field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    since_best: int = 0
+    best_state: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -103,14 +115,13 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, cfg)
     sched = make_scheduler(opt, cfg)
-    state = {"epoch": 0, "history": [], "best_loss": math.inf, "best_epoch": 0, "since_best": 0,
-             "best_state": trained_state(model, cfg.method), "seconds": 0.0}
+    state = LoopState(best_state=trained_state(model, cfg.method))
     if resume_file is not None and resume_file.is_file():
         state = _restore(resume_file, model, opt, sched)
-        progress.message(f"resuming after epoch {state['epoch']}")
+        progress.message(f"resuming after epoch {state.epoch}")
     stopped = False
-    while state["epoch"] < cfg.epochs and not stopped:
-        epoch, t0 = state["epoch"] + 1, time.perf_counter()
+    while state.epoch < cfg.epochs and not stopped:
+        epoch, t0 = state.epoch + 1, time.perf_counter()
         torch.manual_seed(cfg.seed * 1000 + epoch)  # shuffling and dropout replay identically after a resume
         progress.stage(f"epoch {epoch}/{cfg.epochs}", n_train)
         train_mode(model, cfg.method)
@@ -123,18 +134,18 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
         lr = opt.param_groups[0]["lr"]
         if sched is not None:
             sched.step(va_loss) if cfg.scheduler == "plateau" else sched.step()
-        improved = va_loss < state["best_loss"] - 1e-7
+        improved = va_loss < state.best_loss - 1e-7
         if improved:
-            state.update(best_loss=va_loss, best_epoch=epoch, since_best=0,
-                         best_state=trained_state(model, cfg.method))
+            state.best_loss, state.best_epoch, state.since_best = va_loss, epoch, 0
+            state.best_state = trained_state(model, cfg.method)
         else:
-            state["since_best"] += 1
-        state["seconds"] += time.perf_counter() - t0
-        state["history"].append({"epoch": epoch, "train_loss": tr_loss, "train_accuracy": tr_acc, "val_loss": va_loss,
+            state.since_best += 1
+        state.seconds += time.perf_counter() - t0
+        state.history.append({"epoch": epoch, "train_loss": tr_loss, "train_accuracy": tr_acc, "val_loss": va_loss,
                                  "val_accuracy": va_acc, "lr": lr, "best": improved,
                                  "seconds": time.perf_counter() - t0})
-        state["epoch"] = epoch
-        stopped = state["since_best"] >= cfg.patience
+        state.epoch = epoch
+        stopped = state.since_best >= cfg.patience
         # Rank 0 alone writes; before reporting, so a callback that raises (Ctrl-C, an app rerun) loses nothing.
         if resume_file is not None and world.main:
             _checkpoint(resume_file, state, model, opt, sched, cfg.method)
@@ -142,18 +153,18 @@ def fit(model: Classifier, forward: Callable, train_batches: Batches, val_batche
                          f"acc {va_acc:.3f}{' *' if improved else ''}")
     progress.done()
     if not cfg.restore_best:  # the recipe cross-validation measured: a fixed number of epochs, the last weights kept
-        state.update(best_state=trained_state(model, cfg.method), best_epoch=state["epoch"])
-    return FitResult(state["history"], state["best_state"], state["best_epoch"],
-                     stopped_early=stopped and state["epoch"] < cfg.epochs, seconds=state["seconds"])
+        state.best_state, state.best_epoch = trained_state(model, cfg.method), state.epoch
+    return FitResult(state.history, state.best_state, state.best_epoch,
+                     stopped_early=stopped and state.epoch < cfg.epochs, seconds=state.seconds)
 
 
-def _checkpoint(path: Path, state: dict, model, opt, sched, method: str) -> None:
-    blob = dict(state, model=trained_state(model, method), optimizer=opt.state_dict(),
+def _checkpoint(path: Path, state: LoopState, model, opt, sched, method: str) -> None:
+    blob = dict(vars(state), model=trained_state(model, method), optimizer=opt.state_dict(),
                 scheduler=sched.state_dict() if sched is not None else None)
     atomic_save(path, lambda tmp: torch.save(blob, tmp))
 
 
-def _restore(path: Path, model, opt, sched) -> dict:
+def _restore(path: Path, model, opt, sched) -> LoopState:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(blob.pop("model"), strict=False)
     opt.load_state_dict(blob.pop("optimizer"))
@@ -161,4 +172,4 @@ def _restore(path: Path, model, opt, sched) -> dict:
     if sched is not None and sched_state is not None:
         sched.load_state_dict(sched_state)
     blob["best_state"] = copy.deepcopy(blob["best_state"])
-    return blob
+    return LoopState(**blob)
