@@ -349,7 +349,7 @@ def _run_row(exp: Experiment, row: Row, label: str, progress: Progress) -> tuple
         return "complete", ""
     progress.message(f"{label}: training")
     try:
-        train_run(row.config, folder, _RowProgress(progress, label), umap=row.umap)
+        train_run(row.config, folder, _RowProgress(progress, label), umap=row.umap, overwrite=True)
     except ArtlabError as exc:
         progress.done()
         progress.message(f"{label}: failed: {exc}")
@@ -440,7 +440,7 @@ def _drop_empty(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_results(exp: Experiment, table: pd.DataFrame) -> None:
-    atomic_save(exp.out / RESULTS_CSV, lambda tmp: table.to_csv(tmp, index=False))
+    atomic_save(exp.out / RESULTS_CSV, lambda tmp: to_csv_for_people(table, tmp))
     intro = f"# {exp.path.stem}\n\n" + (f"{exp.description.strip()}\n\n" if exp.description.strip() else "")
     atomic_write_text(exp.out / RESULTS_MD, intro + table_markdown(table) + "\n\nTest-split accuracy of the "
                       "fine-tuned model (top1, top3) and of the kNN baseline on frozen pretrained features.\n")

@@ -35,6 +35,7 @@ from .knn import KNNBaseline
 from .metrics import classification_report
 from .models import Classifier, Embedder, Head, apply_method, frozen_prefix, trained_state
 from .progress import Progress
+from .safety import OutputError, check_output
 from .runs import (CARD, EMBEDDINGS, GEOMETRY, HISTORY, KNN, MODEL, PAINTINGS, PREDICTIONS, THUMB_SIDE, THUMBS, UMAP,
                    thumb_name)
 from .training import fit
@@ -79,6 +80,8 @@ def _workdir(out: Path, cfg: TrainConfig, create: bool = True) -> Path:
         return work
     config_file = work / "config.json"
     if work.exists():
+        if not config_file.is_file() and not (work.is_dir() and next(work.iterdir(), None) is None):
+            raise OutputError(f"{work} is in the way of the staging folder and artlab did not write it: move it")
         same = config_file.is_file() and json.loads(config_file.read_text()) == cfg.to_dict()
         if not same:
             shutil.rmtree(work)
@@ -194,11 +197,15 @@ def build_models(spec: BackboneSpec, cfg: TrainConfig, n_classes: int) -> tuple[
 
 
 def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = None,
-              umap: bool = True) -> Path | None:
+              umap: bool = True, overwrite: bool = False) -> Path | None:
     """Train both models and write the run folder ``out``. Returns its path; None in the torchrun processes other
-    than rank 0, which train alongside it and write nothing (artlab.distributed)."""
+    than rank 0, which train alongside it and write nothing (artlab.distributed).
+
+    ``out`` must be new, empty, or (with ``overwrite``) an earlier artlab run; never the collection, inside it or
+    around it (artlab.safety)."""
     progress = progress or Progress()
     out, t_start = Path(out), time.perf_counter()
+    check_output(out, "run", overwrite=overwrite, sources={"the collection": cfg.collection})
     task = make_task(cfg)
     spec = get_backbone(cfg.backbone)
     world, device = join(resolve_device(cfg.device))

