@@ -24,22 +24,65 @@ from PIL import Image
 from . import tables
 from .errors import ArtlabError, ImageError, RunError
 from .images import encode_jpeg, fit_within, load_image
-from .runs import THUMBS, Run, find_runs, thumb_name
+from .runs import Run, find_runs
 
 log = logging.getLogger("artlab.app")
 
 RUNS_ENV = "ARTLAB_RUNS"
 APP_ROOT = Path(__file__).resolve().parent.parent
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "tif", "tiff"]
+#: Bytes one decode of an upload may take in the served app (eight visitors at once stay within a few GB; JPEGs
+#: larger than this decode at a reduced scale, other formats are refused with a plain line).
+APP_DECODE_BUDGET = 256 << 20
 DEFAULTS = {"cam_method": "gradcam", "cam_alpha": 0.5, "open_cams": []}
 
 
 # --- state and errors ---------------------------------------------------------------------------------------------
 
+ROOTS_ENV, ANY_FOLDER_ENV, ANY_FOLDER_FLAG = "ARTLAB_ROOTS_FILE", "ARTLAB_ALLOW_ANY_FOLDER", "--allow-any-folder"
+#: Bounds on what the app lists under a root: folders looked at, and results.csv files found (at most this deep).
+MAX_LISTED, MAX_RESULTS, RESULTS_DEPTH = 500, 50, 3
+
+
 def default_runs_root() -> Path:
-    """``$ARTLAB_RUNS`` if set, else ``checkpoints/`` beside app.py."""
+    """``$ARTLAB_RUNS`` if set (its first folder), else ``checkpoints/`` beside app.py."""
     env = os.environ.get(RUNS_ENV)
-    return Path(env).expanduser() if env else APP_ROOT / "checkpoints"
+    return Path(env.split(os.pathsep)[0]).expanduser() if env else APP_ROOT / "checkpoints"
+
+
+def allowed_roots() -> list[Path]:
+    """The folders the app may open runs from: checkpoints/, every folder of ``$ARTLAB_RUNS`` (os.pathsep-separated)
+    and the ``roots = [...]`` of the TOML file named by ``$ARTLAB_ROOTS_FILE``."""
+    roots = [APP_ROOT / "checkpoints"]
+    roots += [Path(p).expanduser() for p in os.environ.get(RUNS_ENV, "").split(os.pathsep) if p]
+    config = os.environ.get(ROOTS_ENV)
+    if config:
+        import tomllib
+        try:
+            listed = tomllib.loads(Path(config).read_text()).get("roots", [])
+        except (OSError, ValueError) as exc:
+            log.warning("unreadable %s %s: %s", ROOTS_ENV, config, exc)
+            listed = []
+        base = Path(config).parent
+        roots += [(base / Path(p).expanduser()) for p in listed if isinstance(p, str)]
+    return [r.resolve() for r in roots]
+
+
+def any_folder_allowed() -> bool:
+    """Started with ``streamlit run app.py -- --allow-any-folder`` (or ARTLAB_ALLOW_ANY_FOLDER=1): unsafe on a
+    shared server, since every visitor may then open any folder the server can read."""
+    import sys
+    return ANY_FOLDER_FLAG in sys.argv[1:] or os.environ.get(ANY_FOLDER_ENV) == "1"
+
+
+def check_root(folder: str) -> Path:
+    """The typed folder, if the app may open it (inside one of ``allowed_roots``), else ArtlabError."""
+    from .safety import inside
+    path = Path(folder).expanduser()
+    if any_folder_allowed() or any(inside(root, path) for root in allowed_roots()):
+        return path
+    raise ArtlabError(f"This app only opens trained models under {', '.join(str(r) for r in allowed_roots())}. "
+                      f"Add the folder to {RUNS_ENV} (or to the roots file in {ROOTS_ENV}) when starting it.")
 
 
 def init_state() -> None:
@@ -99,10 +142,15 @@ def _stamp(run_path: str) -> int:
         return 0
 
 
-@st.cache_data(ttl=20, show_spinner=False)
 def list_runs(root: str) -> list[str]:
-    """Complete runs directly under ``root`` (refreshed every 20 s, so a newly trained run appears)."""
-    return [str(p) for p in find_runs(Path(root).expanduser())]
+    """Complete runs directly under ``root`` (refreshed every 20 s, so a newly trained run appears); ArtlabError when
+    ``root`` is not one the app may open."""
+    return _list_runs(str(check_root(root)))
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def _list_runs(root: str) -> list[str]:
+    return [str(p) for p in find_runs(Path(root), limit=MAX_LISTED)]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -118,7 +166,9 @@ def open_run(run_path: str) -> Run:
 @st.cache_resource(show_spinner="Loading the two models…", max_entries=4)
 def _predictor(run_path: str, stamp: int):
     from .inference import Predictor
-    return Predictor(Run.open(run_path))
+    predictor = Predictor(Run.open(run_path))
+    predictor.budget = APP_DECODE_BUDGET
+    return predictor
 
 
 def load_predictor(run_path: str):
@@ -164,13 +214,21 @@ def history(run_path: str) -> pd.DataFrame:
     return _read(run_path, "history")
 
 
-@st.cache_data(ttl=20, show_spinner=False)
 def results_tables(root: str) -> list[tuple[str, pd.DataFrame]]:
-    """Every ``results.csv`` (from ``artlab experiment``) found under ``root``, as (relative path, table)."""
-    base = Path(root).expanduser()
+    """Every ``results.csv`` (from ``artlab experiment``) under ``root`` (at most ``RESULTS_DEPTH`` folders down,
+    ``MAX_RESULTS`` of them, none larger than 8 MB, no symlink followed), as (relative path, table)."""
+    return _results_tables(str(check_root(root)))
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def _results_tables(root: str) -> list[tuple[str, pd.DataFrame]]:
+    from .safety import bounded_files
+    base = Path(root)
     out = []
-    for p in sorted(base.rglob("results.csv")) if base.is_dir() else []:
+    for p in bounded_files(base, "results.csv", depth=RESULTS_DEPTH, limit=MAX_RESULTS, max_seen=MAX_LISTED * 4):
         try:
+            if p.stat().st_size > 8 << 20:
+                raise ValueError("larger than 8 MB")
             out.append((str(p.relative_to(base)), pd.read_csv(p)))
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             log.warning("unreadable %s: %s", p, exc)
@@ -184,10 +242,11 @@ def runs_overview(root: str) -> pd.DataFrame:
     for path in list_runs(root):
         try:
             c = open_run(path).card
-        except RunError:
+        except RunError as exc:  # listed as broken; the other runs still show
+            rows.append({"run": Path(path).name, "status": f"broken: {exc}"})
             continue
         m = c.get("metrics", {})
-        rows.append({"run": Path(path).name, "classifies": c["task"]["label"], "classes": len(c["task"]["classes"]),
+        rows.append({"run": Path(path).name, "status": "ok", "classifies": c["task"]["label"], "classes": len(c["task"]["classes"]),
                      "paintings": c["task"].get("n_images"), "backbone": c["backbone"]["name"],
                      "training": c.get("method"), "head": c.get("head"),
                      "fine-tuned accuracy": m.get("finetuned", {}).get("accuracy"),
@@ -221,16 +280,15 @@ def test_gallery(run_path: str) -> pd.DataFrame:
 # --- images -------------------------------------------------------------------------------------------------------
 
 def thumbnail(run_path: str, painting_id: str) -> str | None:
-    p = Path(run_path) / THUMBS / thumb_name(painting_id)
-    return str(p) if p.is_file() else None
+    p = open_run(run_path).thumbnail(painting_id)
+    return str(p) if p else None
 
 
 def painting_file(run: Run, painting_id: str, rel_path: str = "") -> Path | None:
     """The original image if the run's collection is reachable from here, else the run's thumbnail."""
-    if rel_path:
-        original = run.collection / rel_path
-        if original.is_file():
-            return original
+    original = run.painting_file(rel_path)
+    if original is not None:
+        return original
     thumb = thumbnail(str(run.path), painting_id)
     return Path(thumb) if thumb else None
 
@@ -253,8 +311,8 @@ def painting_preview(run_path: str, painting_id: str, rel_path: str = "", side: 
     """What to show of a painting of the run: the original shrunk to ``side`` when the collection is reachable
     (JPEG bytes), else the run's thumbnail (its path), else None."""
     run = open_run(run_path)
-    original = run.collection / rel_path if rel_path else None
-    if original is not None and original.is_file():
+    original = run.painting_file(rel_path)
+    if original is not None:
         try:
             return encode_jpeg(fit_within(load_image(original, min_side=side), side), quality=88)
         except ImageError:
@@ -266,9 +324,12 @@ def painting_preview(run_path: str, painting_id: str, rel_path: str = "", side: 
 def preview(data: bytes, name: str, side: int = 640) -> bytes | None:
     """A JPEG no larger than ``side`` for the browser (TIFFs and huge scans don't display as they are)."""
     try:
-        return encode_jpeg(fit_within(load_image(data, name=name), side), quality=88)
+        return encode_jpeg(fit_within(load_image(data, name=name, min_side=side, budget=APP_DECODE_BUDGET), side),
+                           quality=88)
     except ImageError:
         return None
+    finally:
+        release_memory()
 
 
 def sample_choices(run_path: str) -> dict[str, tuple[str, str]]:
@@ -308,6 +369,16 @@ def short(text: str, n: int = 60) -> str:
 
 # --- models on images (cached; CAMs only on demand) -----------------------------------------------------------
 
+def release_memory() -> None:
+    """Hand the pages freed after a decode back to the system (glibc keeps them otherwise: a 500 KB PNG of 120 MP
+    held 2.3 GB of the server for good)."""
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()[:16]
 
@@ -315,6 +386,7 @@ def digest(data: bytes) -> str:
 @st.cache_data(show_spinner=False, max_entries=512)
 def _predict(run_path: str, stamp: int, name: str, data: bytes):
     result = load_predictor(run_path).predict_files([data], [name])[0]
+    release_memory()
     return str(result) if isinstance(result, ImageError) else result
 
 
@@ -330,7 +402,11 @@ def _explain(run_path: str, stamp: int, name: str, data: bytes, method: str) -> 
     image = predictor.load(data, name=name)  # decoded exactly as for the prediction
     # The kNN side takes the same CAM method on its similarity-to-neighbours target (gradcam there is "similarity").
     result = explain.explain_both(predictor, image, method=method, knn_method=method, name=name)
-    return {model: _plain(result[model], result["prediction"].classes) for model in ("finetuned", "knn")}
+    del image
+    out = {model: _plain(result[model], result["prediction"].classes) for model in ("finetuned", "knn")}
+    del result
+    release_memory()
+    return out
 
 
 def _plain(explanation, classes: list[str]) -> dict:
@@ -365,8 +441,11 @@ def feature_maps(run_path: str, name: str, data: bytes) -> dict[str, dict]:
 def overlay(name: str, data: bytes, cam: np.ndarray, alpha: float, crop: float = 1.0) -> bytes:
     """The heat map laid over the painting (the square the model saw; margins dimmed), as JPEG bytes."""
     from . import explain
-    image = load_image(data, name=name)
-    return encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop), quality=88)
+    image = load_image(data, name=name, budget=APP_DECODE_BUDGET)
+    out = encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop), quality=88)
+    del image
+    release_memory()
+    return out
 
 
 METHOD_NAMES = {"gradcam": "Grad-CAM (the study's)", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM",
@@ -432,11 +511,11 @@ def _map_table(run_path: str, stamp: int) -> pd.DataFrame:
     for c in ("title", "artist", "date", "url", "path"):
         df[c] = df[c].fillna("") if c in df.columns else ""
     df["x"], df["y"] = np.nan, np.nan
-    umap_file = Path(run_path) / "umap.npz"
-    if umap_file.is_file():
-        with np.load(umap_file, allow_pickle=False) as z:
-            ids = z["ids"].astype(str) if "ids" in z.files else df["id"].to_numpy()
-            xy = pd.DataFrame(z["coords"][:, :2], columns=["x", "y"], index=ids)
+    coords = run.umap()  # checked: two finite columns
+    if coords is not None:
+        ids = run.umap_ids()
+        ids = ids.astype(str) if ids is not None and len(ids) == len(coords) else df["id"].to_numpy()[:len(coords)]
+        xy = pd.DataFrame(coords, columns=["x", "y"], index=ids)
         xy = xy[~xy.index.duplicated()]
         df[["x", "y"]] = xy.reindex(df["id"]).to_numpy()
     return df
