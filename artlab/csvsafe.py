@@ -13,8 +13,10 @@ import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-#: Characters with a meaning in Streamlit's markdown (links, images, emphasis, HTML, colour and icon directives).
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~:$])")
+#: Characters with a meaning in Streamlit's markdown inside a line (links, images, emphasis, code, HTML, tables,
+#: LaTeX, colour and icon directives). Line-start syntax (#, -, 1.) cannot occur: newlines become spaces; a
+#: parenthesis means something only after a ']', which is escaped.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]!<>|~:$])")
 
 
 def neutralise(value):

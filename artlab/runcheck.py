@@ -34,20 +34,26 @@ CARD_SCHEMA: tuple[tuple[str, Any, bool], ...] = (
     ("backbone.license", str, False),
     ("method", str, True),
     ("head", str, True),
-    ("metrics", dict, False),
-    ("metrics.finetuned", dict, False),
-    ("metrics.knn", dict, False),
-    ("metrics.finetuned.accuracy", _NUMBER, False),
-    ("metrics.knn.accuracy", _NUMBER, False),
-    ("metrics.finetuned.n", int, False),
+    ("metrics", dict, True),
+    ("metrics.finetuned", dict, True),
+    ("metrics.knn", dict, True),
+    ("metrics.finetuned.accuracy", _NUMBER, True),
+    ("metrics.knn.accuracy", _NUMBER, True),
+    ("metrics.finetuned.n", int, True),
     ("metrics.knn.k", int, False),
-    ("metrics.finetuned.per_class", dict, False),
-    ("metrics.knn.per_class", dict, False),
+    ("metrics.finetuned.per_class", dict, True),
+    ("metrics.knn.per_class", dict, True),
     ("metrics.finetuned.confusion", list, False),
     ("metrics.knn.confusion", list, False),
     ("training", dict, False),
 )
 
+def _table_keys() -> frozenset[str]:
+    from .tables import METRIC_ROWS
+    return frozenset(key for _, key in METRIC_ROWS)
+
+
+_TABLE_KEYS = _table_keys()
 _TYPE_WORDS = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
 
 
@@ -102,6 +108,16 @@ def _check_classes(card: dict, file: Path) -> None:
         if _get(card, field) not in allowed:
             raise RunError(f"{file}: field '{field}' is {_get(card, field)!r}, not one of {', '.join(allowed)}")
     for model in ("finetuned", "knn"):
+        metrics = card["metrics"][model]
+        for key, value in metrics.items():  # the Table 1 figures: any that is there is a number
+            if key in _TABLE_KEYS and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise RunError(f"{file}: field 'metrics.{model}.{key}' must be a number")
+        for c in classes:
+            entry = metrics["per_class"].get(c)
+            for key in ("precision", "recall", "support"):
+                value = entry.get(key) if isinstance(entry, dict) else None
+                if isinstance(value, bool) or not isinstance(value, Real):
+                    raise RunError(f"{file}: field 'metrics.{model}.per_class.{c}.{key}' is missing or not a number")
         cm = _get(card, f"metrics.{model}.confusion")
         if cm is not _MISSING and (len(cm) != len(classes) or any(not isinstance(r, list) or len(r) != len(classes)
                                                                   for r in cm)):

@@ -35,7 +35,7 @@ from .knn import KNNBaseline
 from .metrics import classification_report
 from .models import Classifier, Embedder, Head, apply_method, frozen_prefix, trained_state
 from .progress import Progress
-from .safety import OutputError, check_output
+from .safety import OutputError, artlab_kind, check_output
 from .runs import (CARD, EMBEDDINGS, GEOMETRY, HISTORY, KNN, MODEL, PAINTINGS, PREDICTIONS, THUMB_SIDE, THUMBS, UMAP,
                    thumb_name)
 from .training import fit
@@ -96,6 +96,8 @@ def _publish(work: Path, out: Path) -> None:
         (work / leftover).unlink(missing_ok=True)
     if out.exists():
         old = out.parent / f".{out.name}.old"
+        if old.exists() and artlab_kind(old) != "run":
+            raise OutputError(f"{old} is in the way of replacing the run and artlab did not write it: move it")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(out, old)
         os.replace(work, out)

@@ -144,7 +144,9 @@ class Run:
 
     def predictions(self) -> pd.DataFrame:
         df = self._csv(PREDICTIONS, dtype={"id": str})
-        missing = [c for c in ("id", "true", "pred_finetuned", "pred_knn") if c not in df.columns]
+        needed = ["id", "true", "pred_finetuned", "pred_knn", *(f"{m}:{c}" for m in ("finetuned", "knn")
+                                                                for c in self.classes)]
+        missing = [c for c in needed if c not in df.columns]
         if missing:
             raise RunError(f"{self.path / PREDICTIONS}: missing column(s) {', '.join(missing)}")
         return df
