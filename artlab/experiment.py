@@ -41,6 +41,7 @@ import pandas as pd
 
 from .config import TrainConfig
 from .errors import ArtlabError, ConfigError
+from .csvsafe import to_csv_for_people
 from .io import atomic_save, atomic_write_text
 from .progress import Progress
 from .runs import CARD, RUN_FILES, UMAP
