@@ -207,8 +207,8 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     around it (artlab.safety)."""
     progress = progress or Progress()
     out, t_start = Path(out), time.perf_counter()
+    task = make_task(cfg)  # reads only: a collection that is not one is the first thing to say
     check_output(out, "run", overwrite=overwrite, sources={"the collection": cfg.collection})
-    task = make_task(cfg)
     spec = get_backbone(cfg.backbone)
     world, device = join(resolve_device(cfg.device))
     if not world.main:
