@@ -19,6 +19,7 @@ from typing import Sequence
 from artlab.collection.contract import BuildReport, write_manifest
 from artlab.errors import ConfigError
 from artlab.io import atomic_write_json
+from artlab.safety import check_output, mark_output
 from artlab.collection.http import DownloadProgressFn
 from artlab.collection.wikiart.hub import download, hub_endpoint, hub_shard_urls, resolve_shards
 from artlab.collection.wikiart.names import (ARTIST_DISPLAY, ARTIST_NAMES, CACHE, DEFAULT_ENDPOINT, GENRE_NAMES,
@@ -50,7 +51,10 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     if per_class < 1 or max_side < 1 or seed < 0:
         raise ConfigError(f"per_class and max_side must be positive and seed not negative "
                           f"(got {per_class}, {max_side}, {seed})")
-    out = Path(out)
+    local = Path(str(source)).expanduser()
+    out = check_output(out, "collection", resume=True,
+                       sources={"the WikiArt source folder": local if local.exists() else None})
+    mark_output(out, "collection")
     shards = resolve_shards(source, out / CACHE, endpoint=endpoint, progress=download_progress)
     index, names = read_index(shards)
     chosen = resolve_genres(genres, names["genre"])
