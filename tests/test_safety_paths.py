@@ -119,3 +119,19 @@ def test_make_app_listens_on_localhost_unless_told():
                          check=True).stdout
     assert "--server.address 0.0.0.0" in dry
     assert "MALLOC_" not in dry  # the allocator settings that steady timings are for tests and benchmarks only
+
+
+def test_the_app_server_listens_on_localhost_and_takes_allow_any_folder(monkeypatch):
+    """python -m artlab.app.serve (what make app runs): 127.0.0.1 unless an address is given; --allow-any-folder
+    is not passed on to Streamlit (which would refuse it) but becomes ARTLAB_ALLOW_ANY_FOLDER=1 for the app."""
+    from artlab.app.serve import streamlit_args
+    monkeypatch.setenv("ARTLAB_ALLOW_ANY_FOLDER", "0")  # recorded, so what serve sets is undone after the test
+    assert streamlit_args(["--server.port", "9000"]) == ["--server.address", "127.0.0.1", "--server.port", "9000"]
+    assert streamlit_args(["--server.address", "0.0.0.0"]) == ["--server.address", "0.0.0.0"]
+    assert streamlit_args(["--server.address=::1"]) == ["--server.address=::1"]
+    assert os.environ["ARTLAB_ALLOW_ANY_FOLDER"] == "0"
+    assert streamlit_args(["--allow-any-folder", "--server.port", "9000"]) == [
+        "--server.address", "127.0.0.1", "--server.port", "9000"]
+    assert os.environ["ARTLAB_ALLOW_ANY_FOLDER"] == "1"
+    from artlab import app
+    assert app.check_root("/") == Path("/")
