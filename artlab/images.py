@@ -27,7 +27,7 @@ MAX_ASPECT = 100
 
 #: Memory one decode may take, in bytes (width x height x channels x bytes per channel, as decoded). JPEGs over it
 #: decode at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling: no full-size copy is ever made); other formats are refused.
-#: 120 MP of RGB fit; the served app passes a smaller budget per upload (artlab.appstate).
+#: 120 MP of RGB fit; the served app passes a smaller budget per upload (artlab.app.memory).
 DECODE_BUDGET = 768 << 20
 
 #: What the app's uploader accepts (Pillow reads more, but these are what collections hold).
