@@ -3,15 +3,19 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8501
-# glibc otherwise hands memory back after every batch and CPU timings swing 10x (measured: ../shared/ENVIRONMENT.md)
-export MALLOC_MMAP_MAX_ := 0
-export MALLOC_TRIM_THRESHOLD_ := 100000000000
+# The app listens on this machine only; ADDRESS=0.0.0.0 serves every network interface (a shared server).
+ADDRESS ?= 127.0.0.1
 # OpenMP threads sleep rather than spin when waiting: much steadier on shared machines
 export OMP_WAIT_POLICY := PASSIVE
+# glibc otherwise hands memory back after every batch and CPU timings swing 10x (measured: ../shared/ENVIRONMENT.md).
+# For timings and training only: the served app must give memory back after each upload, so `make app` has none.
+STEADY := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
 .PHONY: app test test-fast bench demo demo-select chromium clean
 
+# Runtime only (what the app and the CLI need); the tests' and benchmarks' packages come with $(DEV_STAMP).
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -19,9 +23,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 app: $(STAMP)
 	@test -f data/demo/manifest.csv || TQDM_DISABLE=1 $(VENV)/bin/artlab data demo --out data/demo >/dev/null  # full-size originals for the CAMs
-	$(PY) -m artlab.app.serve --server.port $(PORT) --server.headless true \
+	$(PY) -m artlab.app.serve --server.address $(ADDRESS) --server.port $(PORT) --server.headless true \
 		--server.fileWatcherType none --browser.gatherUsageStats false
 
 # The browser test drives Debian's Chromium; install it when it is missing (needs root or sudo).
@@ -30,22 +38,22 @@ chromium:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) chromium
-	$(PY) -m pytest -q -ra
+test: $(DEV_STAMP) chromium
+	$(STEADY) $(PY) -m pytest -q -ra
 
 # No training, no server, no browser (tests marked train, slow or browser are left out).
-test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not browser and not train"
+test-fast: $(DEV_STAMP)
+	$(STEADY) $(PY) -m pytest -q -m "not slow and not browser and not train"
 
 # The GenRe study end to end at this fraction of its 8,000 paintings, projected to all of them (1: the study, ~45 min)
 STUDY_SCALE ?= 0.05
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	@for f in benchmarks/bench_*.py; do \
-		case $$f in *study_scale*) $(PY) $$f --scale $(STUDY_SCALE) ;; *) $(PY) $$f ;; esac || exit 1; done
+		case $$f in *study_scale*) $(STEADY) $(PY) $$f --scale $(STUDY_SCALE) ;; *) $(STEADY) $(PY) $$f ;; esac || exit 1; done
 
 # Rebuild the shipped demo checkpoints (checkpoints/) from the CC0 demo collection.
 demo: $(STAMP)
-	$(VENV)/bin/artlab experiment configs/demo.toml
+	$(STEADY) $(VENV)/bin/artlab experiment configs/demo.toml
 
 # Choose the demo recipes: artist-grouped cross-validation (5 folds x 3 repeats) over the whole demo collection, on
 # frozen features cached in runs/demo-cv/features; prints and writes runs/demo-cv/cv-results.md (docs/demo-cv.md is a

@@ -14,6 +14,7 @@ from pathlib import Path  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from artlab import app  # noqa: E402
+from artlab.report.csvsafe import md  # noqa: E402
 
 st.set_page_config(page_title="artlab: paintings through a machine's eyes", page_icon="🎨",
                    layout="wide")
@@ -34,10 +35,14 @@ HEAD_WORDS = {"linear": "a single layer", "mlp3": "three layers"}
 def pick_run() -> None:
     st.sidebar.text_input("Folder of trained models", key="runs_root",
                           help="Each trained model is a folder written by `artlab train` (default: checkpoints/).")
-    runs = app.list_runs(st.session_state["runs_root"])
+    try:
+        runs = app.list_runs(st.session_state["runs_root"])
+    except Exception:
+        st.session_state["run_path"] = None
+        raise
     if not runs:
         st.session_state["run_path"] = None
-        st.sidebar.info(f"No trained model in {st.session_state['runs_root']}. Train one with `artlab train`, "
+        st.sidebar.info(f"No trained model in {md(st.session_state['runs_root'])}. Train one with `artlab train`, "
                         "or type another folder above.")
         return
     if st.session_state.get("run_path") not in runs:
@@ -55,19 +60,19 @@ def model_card(card: dict) -> None:
     sizes = task.get("split_sizes", {})
     weights = backbone.get("weights") or {}
     st.markdown(f"**What it does.** It sorts a painting into one of {len(classes)} {label} classes: "
-                f"{', '.join(classes)}.")
+                f"{', '.join(map(md, classes))}.")
     method = METHOD_WORDS.get(card.get("method"), card.get("method", "")).format(label=label)
-    st.markdown(f"**How it was built.** It starts from {backbone.get('description') or backbone['name']}; "
+    st.markdown(f"**How it was built.** It starts from {md(backbone.get('description') or backbone['name'])}; "
                 f"{method}. The final part has {HEAD_WORDS.get(card.get('head'), card.get('head'))}.")
     source = weights.get("source") or (weights.get("classifier") or {}).get("source")
     if source:
-        st.caption(f"Pretrained weights: {source}" + (f", {weights['file']}" if weights.get("file") else "")
+        st.caption(f"Pretrained weights: {md(source)}" + (f", {md(weights['file'])}" if weights.get("file") else "")
                    + (f" (sha256 {weights['sha256'][:12]}…)" if weights.get("sha256") else "")
-                   + (f". Licence: {backbone['license']}." if backbone.get("license") else "."))
+                   + (f". Licence: {md(backbone['license'])}." if backbone.get("license") else "."))
     st.markdown(f"**What it learned from.** {task.get('n_images', '?')} paintings from "
-                f"{task.get('collection_source', 'an unnamed collection')}: {sizes.get('train', '?')} to learn from, "
+                f"{md(task.get('collection_source', 'an unnamed collection'))}: {sizes.get('train', '?')} to learn from, "
                 f"{sizes.get('val', '?')} to decide when to stop, {sizes.get('test', '?')} kept aside to test it. "
-                f"Licences: {'; '.join(task.get('licenses', [])) or 'not recorded'}.")
+                f"Licences: {'; '.join(map(md, task.get('licenses', []))) or 'not recorded'}.")
     st.markdown(f"**How it was tested.** {app.split_words(task)}")
     if m:
         ft, kn = m["finetuned"], m["knn"]
@@ -87,7 +92,7 @@ def caveat(task: dict, metrics: dict) -> None:
     if n_test and n_test < 100 or thin:
         words = f"only {n_test} test paintings, so one painting moves the accuracy by {100 / max(n_test, 1):.0f} " \
                 "points" if n_test and n_test < 100 else "a small collection"
-        extra = f"; few examples to learn from for {', '.join(thin)}" if thin else ""
+        extra = f"; few examples to learn from for {', '.join(map(md, thin))}" if thin else ""
         st.warning(f"Small collection: {words}{extra}. Read the numbers as a rough guide, not a verdict.",
                    icon=":material/info:")
 

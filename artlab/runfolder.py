@@ -9,6 +9,7 @@ resume.pt) and moved into place whole. Nothing else in artlab spells these names
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -22,13 +23,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from artlab.errors import RunError
+from artlab.collection.contract import MANIFEST
+from artlab.errors import ArtlabError, RunError
 from artlab.images import encode_jpeg, fit_within, load_image
 from artlab.io import atomic_save, atomic_savez, atomic_write_bytes, atomic_write_json
-from artlab.model.backbones import BackboneSpec, get_backbone
-from artlab.model.classifier import Classifier, Embedder, Head, frozen_prefix, trainable_prefixes
+from artlab.model.backbones import BackboneSpec, backbone_names, get_backbone
+from artlab.model.classifier import HEADS, METHODS, Classifier, Embedder, Head, frozen_prefix, trainable_prefixes
 from artlab.model.knn import KNNBaseline
 from artlab.report.protocol import deviations
+from artlab.report.tables import METRIC_ROWS
+from artlab.runcheck import check_array, check_embeddings, check_knn, require_keys, validate_card
+from artlab.safety import CAPS, OutputError, PathEscape, artlab_kind, check_size, contained, read_capped, recognise
+from artlab.safety import versioned_json
 
 CARD, MODEL, KNN, HISTORY, PREDICTIONS, EMBEDDINGS, GEOMETRY, UMAP = (
     "card.json", "model.pt", "knn.npz", "history.csv", "predictions.csv", "embeddings.npz", "geometry.json",
@@ -39,12 +45,19 @@ RESUME, STAGED_CONFIG = "resume.pt", "config.json"  # in the staging folder only
 MODELS = ("finetuned", "knn")  # the two models of every run, in the order of the card's metrics and the columns
 
 
+# a folder whose card says which artlab wrote it is artlab's run (artlab.safety.check_output may replace it)
+recognise("run", lambda folder: versioned_json(folder / CARD))
+
+
 def thumb_name(painting_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(painting_id)) + ".jpg"
 
 
 def is_run(folder: str | Path) -> bool:
     return (Path(folder) / CARD).is_file()
+
+
+_TABLE_KEYS = frozenset(key for _, key in METRIC_ROWS)  # the Table 1 figures: numbers wherever a card has them
 
 
 def card_stamp(folder: str | Path) -> int:
@@ -61,14 +74,16 @@ def missing_files(folder: str | Path, umap: bool = False) -> list[str]:
     return [f for f in names if not (Path(folder) / f).is_file()]
 
 
-def find_runs(root: str | Path) -> list[Path]:
-    """Complete runs directly under ``root`` (or ``root`` itself), sorted by name."""
+def find_runs(root: str | Path, limit: int | None = None) -> list[Path]:
+    """Complete runs directly under ``root`` (or ``root`` itself), sorted by name; at most ``limit`` entries of
+    ``root`` are looked at (a huge folder typed by mistake is not walked whole)."""
     root = Path(root)
     if is_run(root):
         return [root]
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_run(p))
+    entries = itertools.islice(root.iterdir(), limit)
+    return sorted(p for p in entries if p.is_dir() and not p.name.startswith(".") and is_run(p))
 
 
 @dataclasses.dataclass
@@ -86,9 +101,13 @@ class Run:
         if not is_run(path):
             raise RunError(f"{path} is not a complete run (no {CARD}; train one with `artlab train`)")
         try:
-            card = json.loads((path / CARD).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunError(f"unreadable model card {path / CARD}: {exc}") from None
+            card = json.loads(read_capped(path / CARD, CAPS["json"]))
+        except (OSError, ValueError) as exc:
+            raise RunError(f"unreadable model card {path / CARD}: {str(exc).splitlines()[0]}") from None
+        except ArtlabError as exc:
+            raise RunError(str(exc)) from None
+        validate_card(card, path / CARD, {"backbone.name": backbone_names(), "method": METHODS, "head": HEADS},
+                      _TABLE_KEYS)
         missing = missing_files(path)
         if missing:
             raise RunError(f"run {path.name} is incomplete: missing {', '.join(missing)}")
@@ -113,35 +132,83 @@ class Run:
         return get_backbone(self.card["backbone"]["name"])
 
     @property
-    def collection(self) -> Path:
-        """The collection it was trained on: found beside the run first (so a cloned repo works), else as recorded."""
+    def collection(self) -> Path | None:
+        """The collection it was trained on: found beside the run first (so a cloned repo works), else as recorded;
+        None when neither is a collection folder (one with a manifest): a run cannot point the app at any folder."""
         task = self.card["task"]
-        relative = task.get("collection_relative")
-        if relative and (self.path / relative).is_dir():
-            return (self.path / relative).resolve()
-        return Path(task["collection"])
+        for candidate in (self.path / task["collection_relative"] if task.get("collection_relative") else None,
+                          Path(task["collection"]) if task.get("collection") else None):
+            if candidate is not None and (candidate / MANIFEST).is_file():
+                return candidate.resolve()
+        return None
+
+    def painting_file(self, rel_path: str) -> Path | None:
+        """A painting of the collection by the path paintings.csv gives, kept inside the collection (no absolute
+        path, no '..', no symlink out of it); None when not reachable or not allowed."""
+        root = self.collection
+        if root is None or not rel_path:
+            return None
+        try:
+            p = contained(root, rel_path, what=f"a painting path in {PAINTINGS}")
+        except PathEscape:
+            return None
+        return p if p.is_file() else None
+
+    def _csv(self, name: str, **kwargs) -> pd.DataFrame:
+        p = self.path / name
+        try:
+            check_size(p, CAPS["csv"])
+            return pd.read_csv(p, **kwargs)
+        except ArtlabError as exc:
+            raise RunError(str(exc)) from None
+        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise RunError(f"{p}: unreadable ({str(exc).strip().splitlines()[0]})") from None
+
+    def _npz(self, name: str) -> dict[str, np.ndarray]:
+        p = self.path / name
+        try:
+            check_size(p, CAPS["npz"])
+            with np.load(p, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except ArtlabError as exc:
+            raise RunError(str(exc)) from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise RunError(f"{p}: unreadable ({str(exc).strip().splitlines()[0][:160]})") from None
 
     def history(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / HISTORY)
+        return self._csv(HISTORY)
 
     def predictions(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / PREDICTIONS, dtype={"id": str})
+        df = self._csv(PREDICTIONS, dtype={"id": str})
+        needed = ["id", "true", "pred_finetuned", "pred_knn", *(f"{m}:{c}" for m in MODELS for c in self.classes)]
+        missing = [c for c in needed if c not in df.columns]
+        if missing:
+            raise RunError(f"{self.path / PREDICTIONS}: missing column(s) {', '.join(missing)}")
+        return df
 
     def embeddings(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / EMBEDDINGS, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        z = self._npz(EMBEDDINGS)
+        check_embeddings(self.path / EMBEDDINGS, z, self.classes)
+        return z
 
     def geometry(self) -> dict:
-        return json.loads((self.path / GEOMETRY).read_text())
+        try:
+            return json.loads(read_capped(self.path / GEOMETRY, CAPS["json"]))
+        except ArtlabError as exc:
+            raise RunError(str(exc)) from None
+        except (OSError, ValueError) as exc:
+            raise RunError(f"{self.path / GEOMETRY}: unreadable ({str(exc).splitlines()[0]})") from None
 
     def umap(self) -> pd.DataFrame | None:
         """The map's ``x``, ``y`` indexed by painting id (each id once), or None when the run has no map."""
         p = self.path / UMAP
         if not p.is_file():
             return None
-        with np.load(p, allow_pickle=False) as z:
-            ids = z["ids"].astype(str) if "ids" in z.files else self.embeddings()["ids"].astype(str)
-            xy = pd.DataFrame(z["coords"][:, :2], columns=["x", "y"], index=ids)
+        z = self._npz(UMAP)
+        require_keys(p, z, ("coords",))
+        ids = z["ids"].astype(str) if "ids" in z else self.embeddings()["ids"].astype(str)
+        coords = check_array(p, "coords", z["coords"], ndim=2, rows=len(ids), cols=2, finite=True)
+        xy = pd.DataFrame(coords[:, :2], columns=["x", "y"], index=ids)
         return xy[~xy.index.duplicated()]
 
     @property
@@ -152,14 +219,19 @@ class Run:
     def paintings(self) -> pd.DataFrame:
         """id, title, artist, date, url, label, split, thumb of every painting of the run (empty if absent)."""
         p = self.path / PAINTINGS
-        return pd.read_csv(p, dtype=str, keep_default_na=False) if p.is_file() else pd.DataFrame(
+        return self._csv(PAINTINGS, dtype=str, keep_default_na=False) if p.is_file() else pd.DataFrame(
             columns=["id", "title", "artist", "date", "label", "split", "thumb"])
 
     def thumbnail(self, painting_id: str) -> Path | None:
-        p = self.path / THUMBS / thumb_name(painting_id)
+        """The run's own thumbnail of a painting (a symlink out of the run folder is not followed)."""
+        try:
+            p = contained(self.path, f"{THUMBS}/{thumb_name(painting_id)}", what="a thumbnail")
+        except PathEscape:
+            return None
         return p if p.is_file() else None
 
     def knn(self) -> KNNBaseline:
+        check_knn(self.path / KNN, self._npz(KNN), len(self.classes))
         return KNNBaseline.load(self.path / KNN)
 
     def classifier(self, weights_file: str | None = None) -> Classifier:
@@ -173,12 +245,15 @@ class Run:
 def safe_load_state(path: Path) -> dict:
     """torch.load with weights_only=True: a checkpoint that smuggles code in a pickle is refused, not run."""
     try:
+        check_size(path, CAPS["weights"])
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise RunError(f"refusing {path.name}: it is not a plain weights file (it asks to run code: "
                        f"{str(exc).splitlines()[0][:120]})") from None
+    except ArtlabError as exc:
+        raise RunError(str(exc)) from None
     except (OSError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
-        raise RunError(f"unreadable weights file {path}: {exc}") from None
+        raise RunError(f"unreadable weights file {path}: {str(exc).strip().splitlines()[0][:160]}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RunError(f"{path.name} is not a state dict of tensors")
     return state
@@ -222,6 +297,8 @@ def staging(out: str | Path, config: dict | None = None) -> Path:
         return work
     config_file = work / STAGED_CONFIG
     if work.exists():
+        if not config_file.is_file() and not (work.is_dir() and next(work.iterdir(), None) is None):
+            raise OutputError(f"{work} is in the way of the staging folder and artlab did not write it: move it")
         same = config_file.is_file() and json.loads(config_file.read_text()) == config
         if not same:
             shutil.rmtree(work)
@@ -237,6 +314,8 @@ def publish(work: Path, out: str | Path) -> None:
         (work / leftover).unlink(missing_ok=True)
     if out.exists():
         old = out.parent / f".{out.name}.old"
+        if old.exists() and artlab_kind(old) != "run":
+            raise OutputError(f"{old} is in the way of replacing the run and artlab did not write it: move it")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(out, old)
         os.replace(work, out)

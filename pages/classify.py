@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from artlab import app
+from artlab.report.csvsafe import md, to_csv_for_people
 
 run = app.current_run()
 RUN = str(run.path)
@@ -41,17 +42,17 @@ def knn_votes(pred) -> None:
     k = len(pred.neighbours)
     votes = sorted(((c, s) for c, s in zip(pred.classes, pred.knn_shares) if s > 0), key=lambda t: -t[1])
     for cls, share in votes[:3]:
-        st.progress(min(float(share), 1.0), text=f"{cls}: {round(share * k)} of {k} neighbours")
+        st.progress(min(float(share), 1.0), text=f"{md(cls)}: {round(share * k)} of {k} neighbours")
     if len(votes) > 1 and abs(votes[0][1] - votes[1][1]) < 1e-9:
-        st.caption(f"A tie: the closer neighbours decide, hence **{pred.knn}**.")
+        st.caption(f"A tie: the closer neighbours decide, hence **{md(pred.knn)}**.")
 
 
 def agreement(pred) -> None:
     if pred.agree:
-        st.success(f"Both models say **{pred.finetuned}**.", icon=":material/check_circle:")
+        st.success(f"Both models say **{md(pred.finetuned)}**.", icon=":material/check_circle:")
     else:
-        st.warning(f"The models disagree: the fine-tuned model says **{pred.finetuned}**, the baseline says "
-                   f"**{pred.knn}**.", icon=":material/call_split:")
+        st.warning(f"The models disagree: the fine-tuned model says **{md(pred.finetuned)}**, the baseline says "
+                   f"**{md(pred.knn)}**.", icon=":material/call_split:")
 
 
 def neighbours(pred) -> None:
@@ -67,8 +68,8 @@ def neighbours(pred) -> None:
             thumb = app.thumbnail(RUN, n.id)
             with col:
                 app.show_image(thumb, max_height=180)
-                st.caption(f"**{n.label}** · {app.short(n.title, 70) or n.id}"
-                           + (f" — {n.artist}" if n.artist else "")
+                st.caption(f"**{md(n.label)}** · {md(app.short(n.title, 70) or n.id)}"
+                           + (f" — {md(n.artist)}" if n.artist else "")
                            + f" · similarity {n.similarity:.2f}")
 
 
@@ -127,11 +128,11 @@ def detail(shown: str, name: str, data: bytes, pred, key: str) -> None:
     with c_img:
         app.show_image(app.preview(data, name), max_height=460)
     with c_ft:
-        st.markdown(f"**Fine-tuned model**  \n:material/label: **{pred.finetuned}**")
+        st.markdown(f"**Fine-tuned model**  \n:material/label: **{md(pred.finetuned)}**")
         top_bars(pred)
         st.caption(f"How sure it is of each {LABEL} (the three most likely).")
     with c_knn:
-        st.markdown(f"**kNN baseline**  \n:material/label: **{pred.knn}**")
+        st.markdown(f"**kNN baseline**  \n:material/label: **{md(pred.knn)}**")
         knn_votes(pred)
         st.caption("It looks up the most similar paintings it was shown and takes their majority "
                    f"{LABEL}.")
@@ -154,12 +155,12 @@ def batch(results) -> None:
                     continue
                 app.show_image(app.preview(data, name), max_height=260)
                 mark = "" if pred.agree else " · :orange[**the models disagree**]"
-                st.caption(f"**{shown}**  \nfine-tuned: **{pred.finetuned}** ({pred.probs.max():.0%}) · "
-                           f"baseline: **{pred.knn}**{mark}")
+                st.caption(f"**{md(shown)}**  \nfine-tuned: **{md(pred.finetuned)}** ({pred.probs.max():.0%}) · "
+                           f"baseline: **{md(pred.knn)}**{mark}")
     rows = [p.row() if not isinstance(p, str) else {"file": s, "error": p} for s, _, _, p in results]
     table = pd.DataFrame(rows)
     st.dataframe(table, hide_index=True, width="stretch")
-    st.download_button("Download the results (CSV)", table.to_csv(index=False).encode(), "artlab-predictions.csv",
+    st.download_button("Download the results (CSV)", to_csv_for_people(table).encode(), "artlab-predictions.csv",
                        "text/csv", icon=":material/download:")
 
 
@@ -202,6 +203,6 @@ def page() -> None:
 
 
 st.title("Classify a painting")
-st.caption(f"Model **{run.name}**: two opinions on each painting's {LABEL}, a fine-tuned network and a simple "
+st.caption(f"Model **{md(run.name)}**: two opinions on each painting's {LABEL}, a fine-tuned network and a simple "
            "look-up of similar paintings, with the reasons behind each.")
 app.run_safely(page, what="classifying the paintings")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from artlab import app
 from artlab.report import charts
+from artlab.report.csvsafe import md, md_link, to_csv_for_people
 
 run = app.current_run()
 RUN, LABEL = str(run.path), run.label
@@ -19,7 +20,7 @@ LAYER_WORDS = {  # geometry.json's "layer" (older runs have none: theirs came fr
 
 def intro() -> None:
     st.title("Culture map" if LABEL == "culture" else f"Map of the {LABEL} classes")
-    st.caption(f"Model **{run.name}**. The fine-tuned model describes each painting by a long list of numbers, "
+    st.caption(f"Model **{md(run.name)}**. The fine-tuned model describes each painting by a long list of numbers, "
                "its *embedding*: a summary of what it sees. Paintings that look alike to the model get similar "
                f"lists. The average list of a {LABEL} is its centre; these views show how close the centres are.")
 
@@ -71,10 +72,10 @@ def painting_picker(table) -> int:
 def painting(table, i: int, caption: str = "", side: int = 320, link: bool = False) -> None:
     r = table.iloc[i]
     app.show_image(app.painting_preview(RUN, r.id, r.path, side), max_height=side * 3 // 4)
-    st.caption(f"**{app.short(r.title, 80) or r.id}**  \n{r.artist or 'unknown artist'}"
-               + (f", {r.date}" if r.date else "")
-               + f"  \n{LABEL}: **{r.label}**" + (f"  \n{caption}" if caption else "")
-               + (f"  \n[At the museum]({r.url})" if link and r.url else ""))
+    st.caption(f"**{md(app.short(r.title, 80) or r.id)}**  \n{md(r.artist or 'unknown artist')}"
+               + (f", {md(r.date)}" if r.date else "")
+               + f"  \n{md(LABEL)}: **{md(r.label)}**" + (f"  \n{caption}" if caption else "")
+               + (f"  \n{md_link('At the museum', r.url)}" if link and md_link("x", r.url) else ""))
 
 
 def strip(table, rows, captions, per_row: int = 6) -> None:

@@ -5,6 +5,7 @@ import streamlit as st
 
 from artlab import app
 from artlab.report import charts
+from artlab.report.csvsafe import md, md_link, to_csv_for_people
 
 
 def training(run) -> None:
@@ -37,7 +38,7 @@ def overview(root: str) -> None:
     st.subheader("Every trained model in this folder")
     table = app.runs_overview(root)
     if table.empty:
-        st.info(f"No trained model in {root}.")
+        st.info(f"No trained model in {md(root)}.")
         return
     shown, config = app.percent_table(table, ["fine-tuned accuracy", "kNN accuracy"])
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
@@ -51,9 +52,9 @@ def grids(root: str) -> None:
                 "results.csv, which will appear on this page.")
         return
     for name, table in tables:
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{md(name)}**")
         st.dataframe(table, hide_index=True, width="stretch")
-        st.download_button("Download", table.to_csv(index=False).encode(), name.replace("/", "_"), "text/csv",
+        st.download_button("Download", to_csv_for_people(table).encode(), name.replace("/", "_"), "text/csv",
                            key=f"dl_{name}", icon=":material/download:")
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 from artlab import app
 from artlab.report import charts
 from artlab.report import tables
+from artlab.report.csvsafe import md, md_link
 
 run = app.current_run()
 RUN, CLASSES, LABEL = str(run.path), run.classes, run.label
@@ -33,7 +34,7 @@ def pick_cell(model: str):
 
 
 def metrics() -> None:
-    st.caption(f"Model **{run.name}**: the fine-tuned network and the kNN baseline on the "
+    st.caption(f"Model **{md(run.name)}**: the fine-tuned network and the kNN baseline on the "
                f"{len(app.predictions(RUN))} test paintings, which neither saw during training.")
     st.subheader("How often each model is right on the test paintings")
     c1, c2 = st.columns([1, 1.8], gap="medium")
@@ -94,11 +95,11 @@ def cams(row) -> None:
 def card(row) -> None:
     app.show_image(app.painting_preview(RUN, row.id, row.path), max_height=300)
     ok = lambda wrong: ":red[✗]" if wrong else ":green[✓]"  # noqa: E731
-    st.markdown(f"**{app.short(row.title, 80) or row.id}**  \n{row.artist or 'unknown artist'}"
-                + (f", {row.date}" if row.date else "") + (f" · [museum page]({row.url})" if row.url else ""))
-    st.caption(f"true: **{row.true}**  \n"
-               f"{ok(row.finetuned_wrong)} fine-tuned: **{row.pred_finetuned}** ({row.finetuned_conf:.0%} sure)  \n"
-               f"{ok(row.knn_wrong)} baseline: **{row.pred_knn}** ({round(row.knn_conf * K)} of {K} votes)")
+    st.markdown(f"**{md(app.short(row.title, 80) or row.id)}**  \n{md(row.artist or 'unknown artist')}"
+                + (f", {md(row.date)}" if row.date else "") + (f" · {md_link('museum page', row.url)}" if row.url else ""))
+    st.caption(f"true: **{md(row.true)}**  \n"
+               f"{ok(row.finetuned_wrong)} fine-tuned: **{md(row.pred_finetuned)}** ({row.finetuned_conf:.0%} sure)  \n"
+               f"{ok(row.knn_wrong)} baseline: **{md(row.pred_knn)}** ({round(row.knn_conf * K)} of {K} votes)")
     app.run_safely(app.flag_controls, run, row.id, key=row.id, what="showing the curation controls")
     opened = row.id in st.session_state.get("open_cams", [])
     st.button("Hide the heat maps" if opened else "Where did they look?", key=f"why_{row.id}",

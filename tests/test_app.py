@@ -244,10 +244,22 @@ def test_empty_runs_folder(tmp_path, monkeypatch):
 
 def test_missing_folder_typed_in_the_sidebar(runs_dir, monkeypatch):
     at = start(monkeypatch, runs_dir, "genre")
-    at.text_input(key="runs_root").set_value("/no/such/folder").run()
+    missing = runs_dir / "no-such-folder"
+    at.text_input(key="runs_root").set_value(str(missing)).run()
     assert_clean(at)
-    assert any("No trained model in /no/such/folder" in i.value for i in at.sidebar.info)
+    assert any(f"No trained model in {missing}" in i.value.replace("\\", "") for i in at.sidebar.info)
     assert any("Choose a trained model" in i.value for i in at.main.info)
+
+
+def test_folder_outside_the_roots_is_not_opened(runs_dir, monkeypatch):
+    monkeypatch.delenv("ARTLAB_ALLOW_ANY_FOLDER", raising=False)
+    at = start(monkeypatch, runs_dir, "genre")
+    at.text_input(key="runs_root").set_value("/").run()
+    assert_clean(at)
+    assert any("only opens trained models under" in e.value for e in at.sidebar.error)
+    assert any("Choose a trained model" in i.value for i in at.main.info)
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception and not at.dataframe
 
 
 @pytest.mark.parametrize("damage, message", [

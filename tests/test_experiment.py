@@ -254,7 +254,7 @@ def test_demo_collection_is_built_once(tmp_path, monkeypatch):
         (Path(folder) / "manifest.csv").write_text("id,path\n")
 
     monkeypatch.setattr("artlab.collection.demo.build_demo", fake_build)
-    def fake_train(cfg, out, progress=None, umap=True):
+    def fake_train(cfg, out, progress=None, umap=True, overwrite=False):
         raise RunError("not training in this test")
 
     monkeypatch.setattr("artlab.train.runner.train_run", fake_train)

@@ -296,7 +296,7 @@ def test_cli_writes_overlays_and_predictions(genre_run, demo_images, tmp_path, c
     table = pd.read_csv(out / "predictions.csv")
     assert len(table) == 3 and set(table["finetuned_explained"]) == {"portrait"}
     assert "skipped: not an image file" in capsys.readouterr().err
-    assert not list(out.glob(".*"))  # no temporary files left behind
+    assert [p.name for p in out.glob(".*")] == [".artlab.json"]  # artlab's mark only: no temporary files left
 
 
 def test_cli_user_errors_are_one_line(genre_run, demo_images, tmp_path, capsys):

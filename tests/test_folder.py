@@ -82,10 +82,11 @@ def test_label_column_size_and_no_copy(tmp_path, src):
     assert {(out / p).resolve() for p in df["path"]} == {Path(o).resolve() for o in df["original"]}
 
 
-def test_output_inside_the_source_is_not_a_class(src):
-    build_folder(src, src / "collection")
-    report = build_folder(src, src / "collection")
-    assert set(report.per_class) == {"portrait", "landscape"}
+def test_output_inside_the_source_is_refused(src):
+    from artlab.safety import OutputError
+    with pytest.raises(OutputError, match="is inside the source folder"):
+        build_folder(src, src / "collection")
+    assert not (src / "collection").exists()
 
 
 def test_csv(tmp_path, src):
@@ -131,5 +132,6 @@ def test_errors_are_one_clear_line(tmp_path, src):
         build_folder(src, tmp_path / "c")
     with pytest.raises(ConfigError, match="cannot be a label column"):
         build_folder(src, tmp_path / "c", label="path")
-    with pytest.raises(ConfigError, match="its own source folder"):
+    from artlab.safety import OutputError
+    with pytest.raises(OutputError, match="the same folder as the source folder"):
         build_folder(src, src)

@@ -4,9 +4,10 @@
 cache decorator, keyed on a run and its card), ``runs`` (what the app reads from runs), ``images`` (previews and
 samples), ``analysis`` (predictions, CAMs, neighbours, the map), ``widgets`` (display helpers), ``words`` (the model
 card's sentences about the split and the study), ``curation`` (flagging a painting, the decisions table, the
-corrections since a run was trained). Pages use the names offered here: ``from artlab import app``, then
-``app.current_run()``; each is loaded from its module on first use, so ``python -m artlab.app.serve`` starts the
-server without loading torch.
+corrections since a run was trained), ``roots`` (the folders the app may open, and how far it looks under one),
+``memory`` (the decode budget of an upload, memory handed back). Pages use the names offered here:
+``from artlab import app``, then ``app.current_run()``; each is loaded from its module on first use, so
+``python -m artlab.app.serve`` starts the server without loading torch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _MODULES = {
         "card", "embeddings", "geometry", "history", "list_runs", "load_predictor", "open_run", "paintings",
         "predictions", "results_tables", "runs_overview", "test_gallery",
     ),
+    "roots": ("ANY_FOLDER_ENV", "ANY_FOLDER_FLAG", "ROOTS_ENV", "allowed_roots", "any_folder_allowed", "check_root"),
+    "memory": ("APP_DECODE_BUDGET", "release_memory"),
     "images": ("painting_file", "painting_preview", "preview", "sample_choices", "short", "thumbnail"),
     "widgets": ("percent_style", "percent_table", "show_image"),
     "words": ("deviations_markdown", "split_words"),

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from artlab.app.cache import per_run
+from artlab.app.memory import APP_DECODE_BUDGET, release_memory
 from artlab.app.runs import embeddings, load_predictor
 from artlab.errors import ArtlabError, ImageError
 from artlab.images import encode_jpeg, load_image
@@ -26,6 +27,7 @@ def digest(data: bytes) -> str:
 def predict(run_path: str, name: str, data: bytes):
     """A Prediction of both models, or the plain message (str) saying why this file could not be read."""
     result = load_predictor(run_path).predict_files([data], [name])[0]
+    release_memory()
     return str(result) if isinstance(result, ImageError) else result
 
 
@@ -37,7 +39,11 @@ def explanations(run_path: str, name: str, data: bytes, method: str) -> dict:
     image = predictor.load(data, name=name)  # decoded exactly as for the prediction
     # The kNN side takes the same CAM method on its similarity-to-neighbours target (gradcam there is "similarity").
     result = explain.explain_both(predictor, image, method=method, knn_method=method, name=name)
-    return {model: _plain(result[model], result["prediction"].classes) for model in MODELS}
+    del image
+    out = {model: _plain(result[model], result["prediction"].classes) for model in MODELS}
+    del result
+    release_memory()
+    return out
 
 
 def _plain(explanation, classes: list[str]) -> dict:
@@ -66,8 +72,11 @@ def overlay(name: str, data: bytes, cam: np.ndarray, alpha: float, crop: float =
     """The heat map laid over what the model saw (the centre square, margins dimmed; or the whole painting), as JPEG
     bytes."""
     from artlab.explain import cams as explain  # torch and grad-cam load on first use
-    image = load_image(data, name=name)
-    return encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop, view=view), quality=88)
+    image = load_image(data, name=name, budget=APP_DECODE_BUDGET)
+    out = encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop, view=view), quality=88)
+    del image
+    release_memory()
+    return out
 
 
 METHOD_NAMES = {"gradcam": "Grad-CAM (the study's)", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM",

@@ -12,21 +12,20 @@ from typing import Any, Callable
 import streamlit as st
 
 from artlab.app.pages_mode import legacy_pages_off
+from artlab.app.roots import APP_ROOT, RUNS_ENV
 from artlab.errors import ArtlabError
 from artlab.runfolder import Run
 
 log = logging.getLogger("artlab.app")
 
-RUNS_ENV = "ARTLAB_RUNS"
-APP_ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "tif", "tiff"]
 DEFAULTS = {"cam_method": "gradcam", "cam_alpha": 0.5, "open_cams": []}
 
 
 def default_runs_root() -> Path:
-    """``$ARTLAB_RUNS`` if set, else ``checkpoints/`` beside app.py."""
+    """``$ARTLAB_RUNS`` if set (its first folder), else ``checkpoints/`` beside app.py."""
     env = os.environ.get(RUNS_ENV)
-    return Path(env).expanduser() if env else APP_ROOT / "checkpoints"
+    return Path(env.split(os.pathsep)[0]).expanduser() if env else APP_ROOT / "checkpoints"
 
 
 def init_state() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from artlab.app.memory import APP_DECODE_BUDGET, release_memory
 from artlab.app.runs import open_run, paintings
 from artlab.collection.wheel import demo_data_dir, met_records
 from artlab.errors import ArtlabError, ImageError
@@ -21,10 +22,9 @@ def thumbnail(run_path: str, painting_id: str) -> str | None:
 
 def painting_file(run: Run, painting_id: str, rel_path: str = "") -> Path | None:
     """The original image if the run's collection is reachable from here, else the run's thumbnail."""
-    if rel_path:
-        original = run.collection / rel_path
-        if original.is_file():
-            return original
+    original = run.painting_file(rel_path)
+    if original is not None:
+        return original
     thumb = thumbnail(str(run.path), painting_id)
     return Path(thumb) if thumb else None
 
@@ -34,8 +34,8 @@ def painting_preview(run_path: str, painting_id: str, rel_path: str = "", side: 
     """What to show of a painting of the run: the original shrunk to ``side`` when the collection is reachable
     (JPEG bytes), else the run's thumbnail (its path), else None."""
     run = open_run(run_path)
-    original = run.collection / rel_path if rel_path else None
-    if original is not None and original.is_file():
+    original = run.painting_file(rel_path)
+    if original is not None:
         try:
             return encode_jpeg(fit_within(load_image(original, min_side=side), side), quality=88)
         except ImageError:
@@ -47,9 +47,12 @@ def painting_preview(run_path: str, painting_id: str, rel_path: str = "", side: 
 def preview(data: bytes, name: str, side: int = 640) -> bytes | None:
     """A JPEG no larger than ``side`` for the browser (TIFFs and huge scans don't display as they are)."""
     try:
-        return encode_jpeg(fit_within(load_image(data, name=name), side), quality=88)
+        return encode_jpeg(fit_within(load_image(data, name=name, min_side=side, budget=APP_DECODE_BUDGET), side),
+                           quality=88)
     except ImageError:
         return None
+    finally:
+        release_memory()
 
 
 def sample_choices(run_path: str) -> dict[str, tuple[str, str]]:

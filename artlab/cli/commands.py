@@ -37,7 +37,7 @@ def cmd_data(a) -> int:
     elif a.source == "folder":
         from artlab.collection.folder import build_folder
         report = build_folder(Path(a.src), Path(a.out), label=a.label, csv=Path(a.csv) if a.csv else None,
-                              max_side=a.max_side, progress=progress)
+                              max_side=a.max_side, progress=progress, encoding=a.encoding, delimiter=a.delimiter)
     elif a.source == "wikiart":
         from artlab.collection.wikiart import build_wikiart, plan_wikiart
         options = dict(genres=tuple(a.genres.split(",")), per_class=a.per_class, seed=a.seed, source=a.from_)
@@ -78,7 +78,7 @@ def cmd_train(a) -> int:
     from artlab.train.runner import train_run
     from artlab.runfolder import Run
     cfg = config_from_args(a)
-    out = train_run(cfg, a.out, TqdmProgress(), umap=not a.no_umap)
+    out = train_run(cfg, a.out, TqdmProgress(), umap=not a.no_umap, overwrite=a.overwrite)
     if out is None:  # a torchrun process other than rank 0: rank 0 reports
         return 0
     print(f"run written to {out}")
@@ -97,11 +97,17 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+PREDICT_HEADER = ("file", "finetuned", "finetuned_confidence", "knn", "knn_vote_share", "agree")
+
+
 def cmd_predict(a) -> int:
     import pandas as pd
     from artlab.errors import ImageError
     from artlab.explain.predictor import Predictor
     from artlab.runfolder import Run
+    if a.csv:
+        from artlab.safety import check_output_file
+        check_output_file(a.csv, PREDICT_HEADER, overwrite=a.overwrite)
     predictor = Predictor(Run.open(a.run), weights_file=a.weights)
     files = image_files(a.images)
     results = predictor.predict_files(files, [str(f) for f in files])
@@ -115,7 +121,8 @@ def cmd_predict(a) -> int:
     table = pd.DataFrame(rows)
     if a.csv:
         from artlab.io import atomic_save
-        atomic_save(a.csv, lambda tmp: table.to_csv(tmp, index=False))
+        from artlab.report.csvsafe import to_csv_for_people
+        atomic_save(a.csv, lambda tmp: to_csv_for_people(table, tmp))
         print(f"{len(rows)} predictions written to {a.csv}")
     elif rows:
         show = table[["file", "finetuned", "finetuned_confidence", "knn", "knn_vote_share", "agree"]]
@@ -203,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     folder.add_argument("src")
     folder.add_argument("--label", default="genre")
     folder.add_argument("--csv", default=None)
+    folder.add_argument("--encoding", default=None, help="the CSV's text encoding (default: detected; e.g. utf-16, "
+                        "cp1252)")
+    folder.add_argument("--delimiter", default=None, help="the CSV's delimiter: a character, comma, semicolon or tab "
+                        "(default: detected)")
     wiki = d.add_parser("wikiart", help="WikiArt from the Hugging Face hub (huggan/wikiart), a balanced sample")
     wiki.add_argument("--genres", default="portrait,landscape,still_life,sketch_and_study")
     wiki.add_argument("--per-class", type=int, default=2000)
@@ -234,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_options(t)
     t.add_argument("--no-umap", action="store_true", help="skip the UMAP map (saves ~10 s)")
     t.add_argument("--out", required=True)
+    t.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out (only a folder artlab "
+                   "wrote as a run is ever replaced)")
 
     e = sub.add_parser("evaluate", help="the metrics table of both models (the study's Table 1)")
     e.add_argument("run")
@@ -244,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+")
     pr.add_argument("--csv", default=None)
     pr.add_argument("--weights", default=None)
+    pr.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab predict` CSV")
 
     x = sub.add_parser("explain", help="CAM overlays of both models as PNG files, or a faithfulness table")
     x.add_argument("run")
@@ -259,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--faithfulness", action="store_true", help="ROAD and confidence-drop scores over the test split")
     x.add_argument("--limit", type=int, default=None, help="at most this many test paintings (faithfulness)")
     x.add_argument("--weights", default=None)
+    x.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab explain` folder")
 
     from artlab.model.backbones import backbone_names
     from artlab.train.embed import CHUNK
@@ -295,10 +310,18 @@ COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "pre
             "explain": cmd_explain, "embed": cmd_embed, "experiment": cmd_experiment, "curate": cmd_curate}
 
 
+def _know_artlab_outputs() -> None:
+    """Load the modules that tell artlab's runs and collections from a user's folders (artlab.safety.recognise), so
+    that every command's --out check knows both, whichever stage the command itself imports."""
+    import artlab.collection.contract  # noqa: F401
+    import artlab.runfolder  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
+        _know_artlab_outputs()
         return COMMANDS[args.command](args)
     except ArtlabError as exc:
         print(f"artlab: {exc}", file=sys.stderr)

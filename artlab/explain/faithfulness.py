@@ -39,6 +39,7 @@ from artlab.images import load_image
 from artlab.explain.predictor import Predictor
 from artlab.progress import Progress
 from artlab.runfolder import Run
+from artlab.safety import contained
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,14 @@ def test_paintings(run: Run, limit: int | None = None) -> list[tuple[str, Path]]
     """(id, image path) of the run's test paintings, in predictions.csv order, at most ``limit``."""
     ids = run.predictions()["id"].astype(str).tolist()[:limit]
     root = run.collection
-    if not root.is_dir():
-        raise RunError(f"the faithfulness scores need the run's paintings, but its collection {root} is not here")
+    if root is None:
+        raise RunError(f"the faithfulness scores need the run's paintings, but its collection "
+                       f"{run.card['task'].get('collection', '')} is not here")
     paths = dict(zip(*read_manifest(root)[["id", "path"]].to_numpy().T))
     missing = [i for i in ids if i not in paths]
     if missing:
         raise RunError(f"{len(missing)} test painting(s) of run {run.name} are not in {root}, e.g. {missing[0]}")
-    return [(i, root / paths[i]) for i in ids]
+    return [(i, contained(root, paths[i], what=f"a path in {root}/manifest.csv")) for i in ids]
 
 
 def random_map(shape: tuple[int, int], size: int, rng: np.random.Generator) -> np.ndarray:

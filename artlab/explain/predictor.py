@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from artlab.errors import ImageError
-from artlab.images import ImageSource, load_image
+from artlab.images import DECODE_BUDGET, ImageSource, load_image
 from artlab.model.classifier import shared_features
 from artlab.model.views import DEFAULT_VIEWS, ViewsTransform, cam_view, view_transform
 from artlab.runfolder import Run
@@ -68,6 +68,7 @@ class Prediction:
 class Predictor:
     def __init__(self, run: Run, weights_file: str | None = None, device: str = "cpu"):
         self.run = run
+        self.budget = DECODE_BUDGET  # bytes one decode may take (the served app lowers it per upload)
         self.spec = run.spec
         self.classes = run.classes
         self.device = torch.device(device)
@@ -85,7 +86,7 @@ class Predictor:
 
     def load(self, source: ImageSource, name: str | None = None) -> Image.Image:
         """Decode as training did: JPEGs at reduced scale when far larger than the model's input (draft mode)."""
-        return load_image(source, name=name, min_side=self.spec.resize_size)
+        return load_image(source, name=name, min_side=self.spec.resize_size, budget=self.budget)
 
     def tensor(self, images: list[Image.Image]) -> torch.Tensor:
         """Every view of every image, image by image: (images x views, 3, H, W)."""

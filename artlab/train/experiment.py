@@ -18,6 +18,7 @@ from artlab.collection.contract import is_collection
 from artlab.errors import ArtlabError, ConfigError
 from artlab.io import atomic_save, atomic_write_text
 from artlab.progress import Progress
+from artlab.report.csvsafe import to_csv_for_people
 from artlab.report.text import table_markdown, table_text
 from artlab.runfolder import CARD, missing_files
 from artlab.train.grid import PUBLISHED_KEYS, Experiment, Row, load_experiment, read_experiment
@@ -113,7 +114,7 @@ def _run_row(exp: Experiment, row: Row, label: str, progress: Progress) -> tuple
         return "complete", ""
     progress.message(f"{label}: training")
     try:
-        train_run(row.config, folder, _RowProgress(progress, label), umap=row.umap)
+        train_run(row.config, folder, _RowProgress(progress, label), umap=row.umap, overwrite=True)
     except ArtlabError as exc:
         progress.done()
         progress.message(f"{label}: failed: {exc}")
@@ -189,7 +190,7 @@ def _row_figures(row: Row, card: dict | None, averaging: str = "weighted") -> di
 
 
 def _write_results(exp: Experiment, table: pd.DataFrame) -> None:
-    atomic_save(exp.out / RESULTS_CSV, lambda tmp: table.to_csv(tmp, index=False))
+    atomic_save(exp.out / RESULTS_CSV, lambda tmp: to_csv_for_people(table, tmp))
     intro = f"# {exp.path.stem}\n\n" + (f"{exp.description.strip()}\n\n" if exp.description.strip() else "")
     atomic_write_text(exp.out / RESULTS_MD, intro + table_markdown(table) + "\n\nTest-split accuracy of the "
                       "fine-tuned model (top1, top3) and of the kNN baseline on frozen pretrained features (knn_), "

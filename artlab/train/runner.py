@@ -27,6 +27,7 @@ from artlab.report.geometry import class_geometry, umap_coordinates
 from artlab.report.metrics import classification_report
 from artlab.runfolder import RESUME, RunContents, staging, write_run
 from artlab.train.accel import Accel, for_device
+from artlab.safety import check_output
 from artlab.train.batches import cached_batches, image_batches
 from artlab.train.card import model_card
 from artlab.train.config import TrainConfig
@@ -84,12 +85,15 @@ class _Training:
 
 
 def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = None,
-              umap: bool = True) -> Path | None:
+              umap: bool = True, overwrite: bool = False) -> Path | None:
     """Train both models and write the run folder ``out``. Returns its path; None in the torchrun processes other
-    than rank 0, which train alongside it and write nothing (artlab.train.distributed)."""
+    than rank 0, which train alongside it and write nothing (artlab.train.distributed).
+
+    ``out`` must be new, empty, or (with ``overwrite``) an earlier artlab run; never the collection, inside it or
+    around it (artlab.safety)."""
     progress = progress or Progress()
     out, t_start = Path(out), time.perf_counter()
-    s = _prepare(cfg, out)
+    s = _prepare(cfg, out, overwrite)
     if not s.world.main:
         progress = Progress()  # rank 0 reports
     batches = _batches(s, progress)
@@ -122,8 +126,9 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     return out
 
 
-def _prepare(cfg: TrainConfig, out: Path) -> _Setup:
-    task = make_task(cfg)
+def _prepare(cfg: TrainConfig, out: Path, overwrite: bool) -> _Setup:
+    task = make_task(cfg)  # reads only: a collection that is not one is the first thing to say
+    check_output(out, "run", overwrite=overwrite, sources={"the collection": cfg.collection})
     spec = get_backbone(cfg.backbone)
     world, device = join(resolve_device(cfg.device))
     torch.manual_seed(cfg.seed)

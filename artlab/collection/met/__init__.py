@@ -48,9 +48,11 @@ from artlab.collection.contract import MAX_SIDE, BuildReport
 from artlab.collection.curation import write_manifest
 from artlab.errors import ConfigError, DownloadError
 from artlab.io import atomic_save
+from artlab.safety import check_output, mark_output
 from artlab.collection.met.client import (DEFAULT_API, MAX_RETRY_AFTER, MET_RATE_LIMIT, MetClient, RateLimiter,
                                           Stopped, Unavailable, retry_after)
-from artlab.collection.met.images import decodes, download_images, fetch_image, image_url, save_image
+from artlab.collection.met.images import (SET_ASIDE, decodes, download_images, fetch_image, image_url, save_image,
+                                          set_aside)
 from artlab.collection.met.labels import (PAPER_TABLE1, add_paper_counts, cap_per_class, drop_unlabelled, exclude,
                                           extra_merges_note, keep_classes, label_cultures, merges, read_exclusions,
                                           select_paintings)
@@ -59,7 +61,7 @@ from artlab.collection.met.objects import (CSV_COLUMNS, PAINTING_RULES, SOURCE, 
 
 __all__ = ["build_met", "manifest_frame", "write_failures", "finish_report", "DEFAULT_API", "MAX_RETRY_AFTER",
            "MET_RATE_LIMIT", "MetClient", "RateLimiter", "Stopped", "Unavailable", "retry_after", "decodes",
-           "download_images", "fetch_image", "image_url", "save_image", "PAPER_TABLE1", "add_paper_counts",
+           "download_images", "fetch_image", "image_url", "save_image", "SET_ASIDE", "set_aside", "PAPER_TABLE1", "add_paper_counts",
            "extra_merges_note", "cap_per_class", "drop_unlabelled", "exclude",
            "keep_classes", "label_cultures", "merges", "read_exclusions", "select_paintings", "CSV_COLUMNS",
            "PAINTING_RULES", "SOURCE", "Rule", "fetch_table", "painting_verdict", "read_paintings"]
@@ -115,7 +117,10 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
     """Build the Met culture collection into ``out`` (see the module docstring); rerun it to resume."""
     netherlandish = netherlandish.lower() if netherlandish else None
     _check_options(netherlandish, min_per_class, max_side, workers, limit)
-    out = Path(out)
+    local = Path(str(objects_csv)).expanduser() if "://" not in str(objects_csv) else None
+    out = check_output(out, "collection", resume=True,
+                       sources={"MetObjects.csv": local, "the exclusions file": exclusions})
+    mark_output(out, "collection")
     client = MetClient(api=api, rate=rate, timeout=timeout, retries=retries, backoff=backoff)
     try:
         table = fetch_table(str(objects_csv), out / "source", client)

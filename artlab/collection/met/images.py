@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -33,16 +34,33 @@ def image_url(record: dict, original: bool = False) -> str:
     return record.get(first) or record.get(second) or (extra[0] if extra else "")
 
 
+SET_ASIDE = "set_aside"
+
+
 def decodes(path: Path) -> bool:
-    """True if ``path`` is an image that decodes completely; a damaged file is removed so it gets fetched again."""
+    """True if ``path`` is an image that decodes completely. One that does not (or is too large or elongated to use)
+    is moved aside, never deleted: to ``<collection>/set_aside/`` with a ``.why.txt`` saying why; it is fetched
+    again."""
     if not path.is_file():
         return False
     try:
         load_image(path, min_side=64)
         return True
-    except ImageError:
-        path.unlink(missing_ok=True)
+    except ImageError as exc:
+        set_aside(path, str(exc))
         return False
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Move ``path`` (in ``<collection>/images/``) to ``<collection>/set_aside/`` beside a note of ``reason``."""
+    folder = path.parent.parent / SET_ASIDE
+    folder.mkdir(parents=True, exist_ok=True)
+    target, n = folder / path.name, 2
+    while target.exists():
+        target, n = folder / f"{path.stem}-{n}{path.suffix}", n + 1
+    os.replace(path, target)
+    atomic_write_bytes(target.with_name(target.name + ".why.txt"), (reason + "\n").encode("utf-8"))
+    return target
 
 
 def save_image(data: bytes, target: Path, max_side: int | None, name: str) -> None:

@@ -21,6 +21,7 @@ from typing import Sequence
 from artlab.collection.contract import BuildReport
 from artlab.collection.curation import write_manifest
 from artlab.collection.wikiart.hub import Hub, RemoteFile
+from artlab.safety import check_output, mark_output
 from artlab.collection.wikiart.names import (ARTIST_DISPLAY, ARTIST_NAMES, CACHE, DEFAULT_ENDPOINT, GENRE_NAMES,
                                              HUB_REPO, LICENSE, REJECTS, STUDY_GENRES, STYLE_NAMES,
                                              DownloadProgressFn, ProgressFn)
@@ -54,7 +55,10 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     reuses every image already written (change ``max_side`` or ``seed`` in a fresh ``out`` to avoid mixing).
     """
     check_numbers(per_class, max_side, seed)
-    out = Path(out)
+    local = Path(str(source)).expanduser()
+    out = check_output(out, "collection", resume=True,
+                       sources={"the WikiArt source folder": local if local.exists() else None})
+    mark_output(out, "collection")
     shards = resolve_shards(source, out / CACHE, endpoint=endpoint)
     index, names = read_index(shards)
     chosen = resolve_genres(genres, names["genre"])

@@ -1,0 +1,54 @@
+"""Output that is only data: CSV cells a spreadsheet would run as formulas, and strings shown as markdown.
+
+OWASP's rule for CSV injection (https://owasp.org/www-community/attacks/CSV_Injection): a cell that begins with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return is prefixed with a single quote, so the spreadsheet shows it as
+text. Only text cells are touched: numbers (a negative confidence, say) stay numbers.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+#: Characters with a meaning in Streamlit's markdown inside a line (links, images, emphasis, code, HTML, tables,
+#: LaTeX, colour and icon directives). Line-start syntax (#, -, 1.) cannot occur: newlines become spaces; a
+#: parenthesis means something only after a ']', which is escaped.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]!<>|~:$])")
+
+
+def neutralise(value):
+    """A text cell that a spreadsheet would evaluate, made plain text; any other value unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells and column names are neutralised."""
+    out = df.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(neutralise)
+    out.columns = [neutralise(str(c)) for c in out.columns]
+    return out
+
+
+def to_csv_for_people(df: pd.DataFrame, target=None, **kwargs):
+    """``df.to_csv`` with every text cell neutralised (returns the text when ``target`` is None)."""
+    return safe_frame(df).to_csv(target, index=False, **kwargs)
+
+
+def md(text) -> str:
+    """``text`` from a collection, a file name or a card, escaped so that Streamlit shows it as it is."""
+    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def md_link(text: str, url) -> str:
+    """A markdown link to ``url`` only when it is a plain http(s) address; otherwise nothing."""
+    url = str(url or "")
+    if not re.fullmatch(r"https?://[^\s()<>\[\]\"'`\\]+", url):
+        return ""
+    return f"[{md(text)}]({url})"

@@ -1,0 +1,49 @@
+"""A real Adobe RGB (1998) ICC v2 display profile, written byte by byte (Pillow's ImageCms can only create sRGB,
+LAB and XYZ): the published primaries adapted to D50, gamma 563/256, as in Adobe's own AdobeRGB1998.icc."""
+
+from __future__ import annotations
+
+import struct
+
+
+def _s15(x: float) -> bytes:
+    return struct.pack(">i", round(x * 65536))
+
+
+def _xyz(x, y, z) -> bytes:
+    return b"XYZ " + b"\0" * 4 + _s15(x) + _s15(y) + _s15(z)
+
+
+def _curve(gamma_u8f8: int) -> bytes:
+    return b"curv" + b"\0" * 4 + struct.pack(">IH", 1, gamma_u8f8) + b"\0\0"
+
+
+def _desc(text: str) -> bytes:
+    ascii_ = text.encode("ascii") + b"\0"
+    return (b"desc" + b"\0" * 4 + struct.pack(">I", len(ascii_)) + ascii_ + struct.pack(">II", 0, 0)
+            + struct.pack(">HB", 0, 0) + b"\0" * 67)
+
+
+def _text(text: str) -> bytes:
+    return b"text" + b"\0" * 4 + text.encode("ascii") + b"\0"
+
+
+def adobe_rgb_profile() -> bytes:
+    tags = [(b"desc", _desc("Adobe RGB (1998) test profile")), (b"cprt", _text("public domain test data")),
+            (b"wtpt", _xyz(0.96420, 1.0, 0.82491)),
+            (b"rXYZ", _xyz(0.60974, 0.31111, 0.01947)), (b"gXYZ", _xyz(0.20528, 0.62567, 0.06087)),
+            (b"bXYZ", _xyz(0.14919, 0.06322, 0.74457)),
+            (b"rTRC", _curve(563)), (b"gTRC", _curve(563)), (b"bTRC", _curve(563))]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I", size) + b"none" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"APPL" + b"\0" * 4 + b"none" + b"\0" * 4
+              + b"\0" * 8 + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"none"
+              + b"\0" * 16 + b"\0" * 28)
+    assert len(header) == 128
+    return header + table + body
