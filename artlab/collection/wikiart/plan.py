@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from artlab.safety import check_output, mark_output
 from artlab.collection.wikiart.names import CACHE, HUB_REPO, STUDY_GENRES, DownloadProgressFn
 from artlab.collection.wikiart.remote import HubShard, Shard, hub_shards, row_groups_of
 from artlab.collection.wikiart.sample import artlab_genre, resolve_genres, sample_order
@@ -46,7 +47,12 @@ def plan_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_c
     Reads only the shards' footers and label columns (cached for the build), never an image.
     """
     check_numbers(per_class, 1, seed)
-    shards = resolve_shards(source, Path(out) / CACHE, endpoint=endpoint)
+    # the plan caches footers and label columns in the collection-to-be: the same checks and marker as the build
+    local = Path(str(source)).expanduser()
+    out = check_output(out, "collection", resume=True,
+                       sources={"the WikiArt source folder": local if local.exists() else None})
+    mark_output(out, "collection")
+    shards = resolve_shards(source, out / CACHE, endpoint=endpoint)
     index, names = read_index(shards)
     chosen = resolve_genres(genres, names["genre"])
     plan = {g: sample_order(index, g, seed) for g in chosen}
