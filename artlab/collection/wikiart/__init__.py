@@ -21,12 +21,11 @@ from typing import Sequence
 from artlab.collection.contract import BuildReport
 from artlab.collection.curation import write_manifest
 from artlab.collection.wikiart.hub import Hub, RemoteFile
-from artlab.safety import check_output, mark_output
 from artlab.collection.wikiart.names import (ARTIST_DISPLAY, ARTIST_NAMES, CACHE, DEFAULT_ENDPOINT, GENRE_NAMES,
                                              HUB_REPO, LICENSE, REJECTS, STUDY_GENRES, STYLE_NAMES,
                                              DownloadProgressFn, ProgressFn)
-from artlab.collection.wikiart.plan import (FetchPlan, at_commit, check_numbers, fetch_plan, flat, plan_fetch,
-                                            plan_wikiart, prefetch)
+from artlab.collection.wikiart.plan import (FetchPlan, at_commit, check_numbers, claim_output, fetch_plan, flat,
+                                            plan_fetch, plan_wikiart, prefetch)
 from artlab.collection.wikiart.remote import HubShard, Shard, hub_shards, list_shards, row_groups_of
 from artlab.collection.wikiart.sample import (_collect, _load_rejects, _manifest, _note_leftovers, _summarise,
                                               artlab_genre, display_name, image_id, parse_file_name, resolve_genres,
@@ -55,10 +54,7 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     reuses every image already written (change ``max_side`` or ``seed`` in a fresh ``out`` to avoid mixing).
     """
     check_numbers(per_class, max_side, seed)
-    local = Path(str(source)).expanduser()
-    out = check_output(out, "collection", resume=True,
-                       sources={"the WikiArt source folder": local if local.exists() else None})
-    mark_output(out, "collection")
+    out = claim_output(out, source)
     shards = resolve_shards(source, out / CACHE, endpoint=endpoint)
     index, names = read_index(shards)
     chosen = resolve_genres(genres, names["genre"])

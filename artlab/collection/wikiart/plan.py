@@ -40,6 +40,15 @@ def check_numbers(per_class: int, max_side: int, seed: int) -> None:
                           f"(got {per_class}, {max_side}, {seed})")
 
 
+def claim_output(out: str | Path, source: str) -> Path:
+    """``out`` checked (never a user's folder, nor the local source) and marked as artlab's collection."""
+    local = Path(str(source)).expanduser()
+    out = check_output(out, "collection", resume=True,
+                       sources={"the WikiArt source folder": local if local.exists() else None})
+    mark_output(out, "collection")
+    return out
+
+
 def plan_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_class: int = 2000, seed: int = 0,
                  source: str = HUB_REPO, endpoint: str | None = None) -> list[str]:
     """What ``build_wikiart`` would do, as lines: rows per genre, the sample, the bytes to fetch, the cache.
@@ -47,11 +56,7 @@ def plan_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_c
     Reads only the shards' footers and label columns (cached for the build), never an image.
     """
     check_numbers(per_class, 1, seed)
-    # the plan caches footers and label columns in the collection-to-be: the same checks and marker as the build
-    local = Path(str(source)).expanduser()
-    out = check_output(out, "collection", resume=True,
-                       sources={"the WikiArt source folder": local if local.exists() else None})
-    mark_output(out, "collection")
+    out = claim_output(out, source)  # the plan caches footers and label columns in the collection-to-be
     shards = resolve_shards(source, out / CACHE, endpoint=endpoint)
     index, names = read_index(shards)
     chosen = resolve_genres(genres, names["genre"])
