@@ -51,6 +51,8 @@ def state(run: Run) -> tuple[curation.Curated | None, str | None]:
     """The run's collection as curated now (None when it cannot be read here), and why flagging is unavailable
     (None when it is available)."""
     folder = run.collection
+    if folder is None:  # neither beside the run nor where the card recorded it (Run.collection)
+        return None, curation.unavailable(run.card["task"].get("collection") or "(not recorded)")
     why = curation.unavailable(folder)
     if not (folder / MANIFEST).is_file():
         return None, why
@@ -178,7 +180,7 @@ def decisions_table(run: Run) -> None:
 def stale_notice(run: Run) -> None:
     """On a run whose collection has had decisions since it was trained: how many, and the command to retrain."""
     folder = run.collection
-    if not (folder / curation.CURATION).is_file():
+    if folder is None or not (folder / curation.CURATION).is_file():
         return
     n = curation.since(folder, run.card)
     if n:
