@@ -3,7 +3,8 @@
 A run folder holds card.json (written last: its presence means the run is complete), model.pt, knn.npz,
 history.csv, predictions.csv, embeddings.npz, geometry.json, paintings.csv with thumbs/ and, optionally, umap.npz.
 It is written into a staging folder ``.<name>.partial`` beside its target (where an interrupted training keeps
-resume.pt) and moved into place whole. Nothing else in artlab spells these names.
+resume.pt) and moved into place whole. The names are spelled in artlab.runfiles (no torch there, so that the CLI
+can check an --out before it loads a model) and nowhere else.
 """
 
 from __future__ import annotations
@@ -32,21 +33,12 @@ from artlab.model.classifier import HEADS, METHODS, Classifier, Embedder, Head, 
 from artlab.model.knn import KNNBaseline
 from artlab.report.protocol import deviations
 from artlab.report.tables import METRIC_ROWS
+from artlab.runfiles import (CARD, EMBEDDINGS, GEOMETRY, HISTORY, KNN, MODEL, PAINTINGS, PREDICTIONS, RESUME, RUN_FILES,
+                             STAGED_CONFIG, THUMB_SIDE, THUMBS, UMAP)
 from artlab.runcheck import check_array, check_embeddings, check_knn, require_keys, validate_card
-from artlab.safety import CAPS, OutputError, PathEscape, artlab_kind, check_size, contained, read_capped, recognise
-from artlab.safety import versioned_json
+from artlab.safety import CAPS, OutputError, PathEscape, artlab_kind, check_size, contained, read_capped
 
-CARD, MODEL, KNN, HISTORY, PREDICTIONS, EMBEDDINGS, GEOMETRY, UMAP = (
-    "card.json", "model.pt", "knn.npz", "history.csv", "predictions.csv", "embeddings.npz", "geometry.json",
-    "umap.npz")
-PAINTINGS, THUMBS, THUMB_SIDE = "paintings.csv", "thumbs", 192
-RUN_FILES = (CARD, MODEL, KNN, HISTORY, PREDICTIONS, EMBEDDINGS, GEOMETRY)
-RESUME, STAGED_CONFIG = "resume.pt", "config.json"  # in the staging folder only
 MODELS = ("finetuned", "knn")  # the two models of every run, in the order of the card's metrics and the columns
-
-
-# a folder whose card says which artlab wrote it is artlab's run (artlab.safety.check_output may replace it)
-recognise("run", lambda folder: versioned_json(folder / CARD))
 
 
 def thumb_name(painting_id: str) -> str:

@@ -27,7 +27,7 @@ CAPS = {"json": 32 << 20, "csv": 512 << 20, "npz": 4 << 30, "weights": 8 << 30, 
 
 
 #: kind -> a test of whether a folder (without a marker) is artlab's output of that kind. Registered by the modules
-#: that own the file names (artlab.runfolder: 'run'; artlab.collection.contract: 'collection'), so that this core
+#: that own the file names (artlab.runfiles: 'run'; artlab.collection.contract: 'collection'), so that this core
 #: module spells none of them; the CLI imports both before any command runs.
 RECOGNISERS: dict[str, Callable[[Path], bool]] = {}
 

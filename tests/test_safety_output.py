@@ -155,3 +155,22 @@ def test_met_damaged_looking_images_are_set_aside_not_deleted(tmp_path):
     assert {p.name: p.read_bytes() for p in aside.glob("*.jpg")} == data
     assert "elongated" in (aside / "1.jpg.why.txt").read_text()
     assert "unreadable" in (aside / "2.jpg.why.txt").read_text()
+
+
+def test_the_cli_knows_a_run_from_a_users_folder_without_loading_torch(tmp_path):
+    """A fresh `artlab data folder` aimed at a run is refused as a run (not as a stranger's folder), and the command
+    never imports torch: the run-file names live in artlab.runfiles, not in the torch-heavy artlab.runfolder."""
+    import subprocess
+    import sys
+    src = tmp_path / "src"
+    painting(src / "portrait" / "a.jpg")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "card.json").write_text(json.dumps({"artlab_version": "0.1.0"}))
+    code = ("import sys; from artlab.cli import main; rc = main(sys.argv[1:]); "
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, "data", "folder", str(src), "--out", str(run)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "holds an artlab run, not a collection" in done.stderr
+    assert done.stdout.strip() == "no torch"

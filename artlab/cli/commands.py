@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from artlab.cli.files import image_files
-from artlab.cli.train_options import add_train_options, config_from_args
+from artlab.cli.train_options import add_train_options, config_from_args, lazy_choices
 from artlab.errors import ArtlabError
 from artlab.report.text import confusion_text, metrics_table
 
@@ -275,15 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--weights", default=None)
     x.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab explain` folder")
 
-    from artlab.model.backbones import backbone_names
-    from artlab.train.embed import CHUNK
+    from artlab.train.config import EMBED_CHUNK
     em = sub.add_parser("embed", help="frozen features of a whole collection, in resumable chunks, and a FAISS index")
     em.add_argument("--collection", required=True)
     em.add_argument("--out", required=True)
-    em.add_argument("--backbone", default="efficientnet_lite0", choices=backbone_names())
+    em.add_argument("--backbone", default="efficientnet_lite0", choices=lazy_choices("backbone"), metavar="BACKBONE",
+                    help="one of: %(choices)s (default efficientnet_lite0)")
     em.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights")
     em.add_argument("--batch-size", type=int, default=32)
-    em.add_argument("--chunk", type=int, default=CHUNK, help="paintings per chunk file (one chunk in memory at a time)")
+    em.add_argument("--chunk", type=int, default=EMBED_CHUNK, help="paintings per chunk file (one chunk in memory at a time)")
     em.add_argument("--device", default="auto")
     em.add_argument("--workers", type=int, default=0, help="data loader worker processes")
 
@@ -314,7 +314,7 @@ def _know_artlab_outputs() -> None:
     """Load the modules that tell artlab's runs and collections from a user's folders (artlab.safety.recognise), so
     that every command's --out check knows both, whichever stage the command itself imports."""
     import artlab.collection.contract  # noqa: F401
-    import artlab.runfolder  # noqa: F401
+    import artlab.runfiles  # noqa: F401  (the run-file names without torch: a command that needs no model loads none)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,9 @@ HELP = {
 }
 
 
+CHOICE_FIELDS = ("backbone", "method", "head", "optimizer", "scheduler", "knn_metric", "embedding_layer", "knn_vote")
+
+
 def _choices() -> dict[str, tuple[str, ...]]:
     from artlab.model.backbones import backbone_names
     from artlab.model.classifier import HEADS, METHODS
@@ -50,6 +53,25 @@ def _choices() -> dict[str, tuple[str, ...]]:
     return {"backbone": tuple(backbone_names()), "method": METHODS, "head": HEADS, "optimizer": OPTIMIZERS,
             "scheduler": SCHEDULERS, "knn_metric": KNN_METRICS, "embedding_layer": EMBEDDING_LAYERS,
             "knn_vote": VOTES}
+
+
+class lazy_choices:  # noqa: N801 (used like a function: lazy_choices('backbone'))
+    """One option's choices, read from the registries on first use. argparse asks for them only when the option is
+    given or help is printed, so a command that trains nothing (`artlab data ...`) never imports torch."""
+
+    def __init__(self, name: str):
+        self.name, self._items = name, None
+
+    def _load(self) -> tuple[str, ...]:
+        if self._items is None:
+            self._items = _choices()[self.name]
+        return self._items
+
+    def __contains__(self, value) -> bool:
+        return value in self._load()
+
+    def __iter__(self):
+        return iter(self._load())
 
 
 def _kind(field: dataclasses.Field) -> str:
@@ -63,17 +85,18 @@ def _kind(field: dataclasses.Field) -> str:
 
 
 def _help(field: dataclasses.Field) -> str:
-    """The field's help, with the dataclass's default when the text does not already state one."""
+    """The field's help, with its choices (argparse fills %(choices)s) and the dataclass's default when the text does
+    not already state one."""
     text = HELP.get(field.name, "")
-    if field.default is dataclasses.MISSING or "default" in text or field.type == "bool":
-        return text or None
-    default = field.default
-    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-    return f"{text} (default {shown})".strip() if shown is not None else (text or None)
+    said = ["one of: %(choices)s"] if field.name in CHOICE_FIELDS else []
+    if not (field.default is dataclasses.MISSING or "default" in text or field.type == "bool"):
+        default = field.default
+        if default is not None:
+            said.append(f"default {','.join(map(str, default)) if isinstance(default, tuple) else default}")
+    return f"{text} ({'; '.join(said)})".strip() if said else (text or None)
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
-    choices = _choices()
     for field in dataclasses.fields(TrainConfig):
         kind, name = _kind(field), field.name
         kwargs: dict = {"help": _help(field), "dest": name}
@@ -85,8 +108,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
             continue
         if kind in ("int", "float"):
             kwargs["type"] = int if kind == "int" else float
-        if name in choices:
-            kwargs["choices"] = choices[name]
+        if name in CHOICE_FIELDS:  # metavar given, or argparse would read the choices now to name the value
+            kwargs.update(choices=lazy_choices(name), metavar=name.upper())
         kwargs["default"] = None  # filled from TrainConfig in config_from_args: one place for every default
         p.add_argument(flag(field), **kwargs)
 

@@ -13,6 +13,7 @@ KNN_METRICS = ("cosine", "euclidean")
 EMBEDDING_LAYERS = ("backbone", "head")
 #: Augmented views cached on a CPU when ``cache_views`` is left unset (a GPU draws a fresh augmentation every epoch).
 CPU_CACHE_VIEWS = 4
+EMBED_CHUNK = 2000  # paintings per chunk file of `artlab embed` (one chunk of features in memory at a time)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,11 +32,11 @@ from artlab.model.classifier import Embedder
 from artlab.model.knn import l2_normalise
 from artlab.model.transforms import eval_transform
 from artlab.progress import Progress
+from artlab.train.config import EMBED_CHUNK as CHUNK
 from artlab.train.data import ImageDataset, in_order
 from artlab.train.frozen import fill
 
 META, INDEX = "embed.json", "index.faiss"
-CHUNK = 2000
 
 
 @dataclasses.dataclass
