@@ -98,6 +98,10 @@ def test_fill_writes_in_place_what_concatenating_gives(demo_collection):
     assert torch.allclose(views[1].float(), expected, rtol=2**-8, atol=0)  # 8 bits of mantissa, at any scale
     with pytest.raises(RuntimeError, match="outputs for"):
         fill(stem, batches[:1], len(ds), "cpu", Progress(), "test")
+    # a function of two outputs (the run's last pass: the trained and the pretrained features) fills two tensors
+    pooled = lambda x: stem(x).mean((2, 3))  # noqa: E731
+    first, second = fill(lambda x: (stem(x), pooled(x)), batches, len(ds), "cpu", Progress(), "test")
+    assert torch.equal(first, expected) and torch.equal(second, expected.mean((2, 3)))
 
 
 def test_the_card_times_each_stage_and_sizes_the_cache(genre_run):

@@ -2,8 +2,9 @@
 of every painting, a few seeded augmented views of the training ones) and training runs on them; and the last pass
 that gives every painting's features to the run folder, from the cache when there is one.
 
-The outputs are written into one preallocated tensor, batch by batch (``fill``). Collecting batches in a list and
-concatenating them holds every output twice at the end (the list and the result): at the GenRe study's size (8,000
+Every pass of a frozen network over a collection (the cache, the run's last pass, cross-validation's features,
+`artlab embed`) writes its outputs into one preallocated tensor, batch by batch (``fill``). Collecting batches in a
+list and concatenating them holds every output twice at the end (the list and the result): at the study's size (8,000
 eval views and 4 x 5,600 augmented views of DenseNet121's 512 x 7 x 7 transition3 output, 100 KB each in float32)
 that is 5.3 GB at the peak for a 3 GB cache. Filling a tensor in place holds them once, and the augmented views, which
 only feed training, are kept in bfloat16: half the memory (1.93 GB in all at that size);
@@ -34,23 +35,6 @@ from artlab.train.data import ImageDataset, Task, in_order
 
 
 @torch.no_grad()
-def compute(fn, batches, progress: Progress, name: str, total: int, device):
-    """Run ``fn`` over image batches under no_grad; outputs concatenated on the CPU (a tuple of them when ``fn``
-    returns a tuple)."""
-    progress.stage(name, total)
-    outs = []
-    for x in batches:
-        x = x[0] if isinstance(x, (list, tuple)) else x
-        y = fn(x.to(device))
-        outs.append(tuple(t.float().cpu() for t in y) if isinstance(y, tuple) else y.float().cpu())
-        progress.advance(len(x))
-    progress.done()
-    if outs and isinstance(outs[0], tuple):
-        return tuple(torch.cat(parts) for parts in zip(*outs))
-    return torch.cat(outs)
-
-
-@torch.no_grad()
 def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch_size].to(device).float()).float().cpu() for i in range(0, len(x), batch_size)])
 
@@ -58,28 +42,34 @@ def batched(fn, x: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
 VIEW_DTYPE = torch.bfloat16
 
 
-def fill(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable, n: int, device, progress: Progress,
-         name: str, dtype: torch.dtype = torch.float32, out: torch.Tensor | None = None,
-         channels_last: bool = False) -> torch.Tensor:
-    """``fn`` over ``n`` images in batches, written in order into ``out`` (allocated from the first batch's shape,
-    ``dtype``, when None). Returns ``out``. ``channels_last``: feed ``fn`` NHWC tensors (its modules should be
-    converted with ``channels_last_modules``)."""
+def fill(fn: Callable[[torch.Tensor], torch.Tensor | tuple[torch.Tensor, ...]], batches: Iterable, n: int, device,
+         progress: Progress, name: str, dtype: torch.dtype = torch.float32, out: torch.Tensor | None = None,
+         channels_last: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """``fn`` over ``n`` images in batches under no_grad, written in order into ``out`` (allocated on the CPU from the
+    first batch's shape, ``dtype``, when None). Returns ``out``, or a tuple of tensors when ``fn`` returns a tuple
+    (``out`` must then be None). ``channels_last``: feed ``fn`` NHWC tensors (its modules should be converted with
+    ``channels_last_modules``)."""
     progress.stage(name, n)
-    done = 0
+    done, outs, tupled = 0, None, False
     with torch.no_grad():
         for x in batches:
             x = x[0] if isinstance(x, (list, tuple)) else x
             x = x.to(device)
             y = fn(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
-            if out is None:
-                out = torch.empty((n, *y.shape[1:]), dtype=dtype)
-            out[done:done + len(y)].copy_(y)
-            done += len(y)
-            progress.advance(len(y))
+            tupled = isinstance(y, tuple)
+            ys = y if tupled else (y,)
+            if outs is None:
+                outs = (out,) if out is not None else tuple(torch.empty((n, *t.shape[1:]), dtype=dtype) for t in ys)
+            for o, t in zip(outs, ys):
+                o[done:done + len(t)].copy_(t)
+            done += len(ys[0])
+            progress.advance(len(ys[0]))
     progress.done()
     if done != n:
         raise RuntimeError(f"{name}: {done} outputs for {n} images")
-    return out
+    if outs is None:
+        return out
+    return outs if tupled else outs[0]
 
 
 def channels_last_modules(*modules: torch.nn.Module) -> None:
@@ -147,4 +137,4 @@ def final_features(model: Classifier, embedder: Embedder, task: Task, spec: Back
         return shared_features(model, embedder, cfg.method, x)
 
     ds = ImageDataset(task.root, task.df["path"], eval_transform(spec), min_side=spec.resize_size)
-    return compute(both, in_order(ds, cfg.batch_size, cfg.workers), progress, "embeddings", len(ds), device)
+    return fill(both, in_order(ds, cfg.batch_size, cfg.workers), len(ds), device, progress, "embeddings")

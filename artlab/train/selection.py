@@ -42,7 +42,7 @@ from artlab.model.views import view_transform
 from artlab.progress import Progress
 from artlab.train.config import TrainConfig
 from artlab.train.data import ImageDataset, class_weights, in_order, make_task
-from artlab.train.frozen import compute
+from artlab.train.frozen import fill
 from artlab.train.splits import UNKNOWN_ARTISTS
 
 CROPS = 4  # the runner's default augmented views (TrainConfig.cache_views): "crop0".."crop3"
@@ -152,7 +152,7 @@ def extract(collection: Path, ids: list[str], paths: list[str], backbone: str, v
                               seed=seed * 100 + int(view[4:]))
         else:
             ds = ImageDataset(collection, paths, view_transform(spec, view), min_side=spec.resize_size)
-        feats = compute(embedder, in_order(ds, batch_size), progress, f"{backbone} {view}", len(ds), "cpu").numpy()
+        feats = fill(embedder, in_order(ds, batch_size), len(ds), "cpu", progress, f"{backbone} {view}").numpy()
         atomic_savez(file, features=feats.astype(np.float32), ids=np.array(ids), seed=np.int64(seed))
         out[view] = feats.astype(np.float32)
     return out
