@@ -155,6 +155,13 @@ def test_met_damaged_looking_images_are_set_aside_not_deleted(tmp_path):
     assert {p.name: p.read_bytes() for p in aside.glob("*.jpg")} == data
     assert "elongated" in (aside / "1.jpg.why.txt").read_text()
     assert "unreadable" in (aside / "2.jpg.why.txt").read_text()
+    # a rebuild meets the same damaged bytes again: one copy stays set aside; other bytes of that name are kept too
+    broken.write_bytes(data["2.jpg"])
+    assert not decodes(broken)
+    broken.write_bytes(data["2.jpg"][:200])
+    assert not decodes(broken)
+    assert sorted(p.name for p in aside.glob("*.jpg")) == ["1.jpg", "2-2.jpg", "2.jpg"]
+    assert (aside / "2.jpg").read_bytes() == data["2.jpg"] and (aside / "2-2.jpg").read_bytes() == data["2.jpg"][:200]
 
 
 def test_the_cli_knows_a_run_from_a_users_folder_without_loading_torch(tmp_path):

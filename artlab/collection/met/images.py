@@ -52,11 +52,14 @@ def decodes(path: Path) -> bool:
 
 
 def set_aside(path: Path, reason: str) -> Path:
-    """Move ``path`` (in ``<collection>/images/``) to ``<collection>/set_aside/`` beside a note of ``reason``."""
+    """Move ``path`` (in ``<collection>/images/``) to ``<collection>/set_aside/`` beside a note of ``reason``. The
+    same bytes set aside again (a rebuild meeting the same damaged file) take the place of their copy instead of
+    piling up as NAME-2, NAME-3, ..."""
     folder = path.parent.parent / SET_ASIDE
     folder.mkdir(parents=True, exist_ok=True)
     target, n = folder / path.name, 2
-    while target.exists():
+    data = path.read_bytes()
+    while target.exists() and target.read_bytes() != data:
         target, n = folder / f"{path.stem}-{n}{path.suffix}", n + 1
     os.replace(path, target)
     atomic_write_bytes(target.with_name(target.name + ".why.txt"), (reason + "\n").encode("utf-8"))
