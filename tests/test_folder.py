@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
+from _progress import Counted
 from artlab.collection.contract import read_manifest
 from artlab.errors import CollectionError, ConfigError
 from artlab.collection.folder import build_folder
@@ -46,8 +47,8 @@ def src(tmp_path) -> Path:
 
 
 def test_class_folders(tmp_path, src):
-    calls = []
-    report = build_folder(src, tmp_path / "c", max_side=256, progress=lambda d, t: calls.append((d, t)))
+    progress = Counted()
+    report = build_folder(src, tmp_path / "c", max_side=256, progress=progress)
     df = read_manifest(tmp_path / "c")
     assert df["genre"].value_counts().to_dict() == {"portrait": 3, "landscape": 2}
     assert sorted(df["path"]) == ["images/landscape/hills.jpg", "images/landscape/sea.jpg",
@@ -58,7 +59,7 @@ def test_class_folders(tmp_path, src):
     for rel in df["path"]:
         with Image.open(tmp_path / "c" / rel) as im:
             assert im.format == "JPEG" and im.mode == "RGB" and max(im.size) <= 256
-    assert report.kept == 5 and calls[-1] == (7, 7)
+    assert report.kept == 5 and progress.calls[-1] == (7, 7)
     assert report.per_class["landscape"] == {"initial": 4, "excluded": 2, "final": 2}
     reasons = " | ".join(report.dropped)
     assert "not an image file: broken.jpg" in reasons and "not an image file type: notes.txt" in reasons

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from _progress import Counted
 from artlab.collection.contract import read_manifest
 from artlab.errors import CollectionError, ConfigError, DownloadError
 from artlab.images import load_image
@@ -361,9 +362,9 @@ def test_rate_limit_holds_across_threads(fake_met):
 
 @pytest.mark.slow
 def test_build_with_failures_then_resume(tmp_path, fake_met, objects_csv, exclusions):
-    out, calls = tmp_path / "met", []
+    out, progress = tmp_path / "met", Counted()
     report = met.build_met(out, f"{fake_met.base}/MetObjects.csv", api=fake_met.base, min_per_class=3,
-                           exclusions=exclusions, progress=lambda d, t: calls.append((d, t)), **KW)
+                           exclusions=exclusions, progress=progress, **KW)
     df = read_manifest(out)
     ids = set(df["object_id"])
     # retried ones are there, with one extra request each; the 404 was asked once; the truncated image 4 times
@@ -387,7 +388,7 @@ def test_build_with_failures_then_resume(tmp_path, fake_met, objects_csv, exclus
         assert c["final"] == (df["culture"] == culture).sum()
     assert report.per_class["French"]["unavailable"] == 2 and report.per_class["Italian"]["unavailable"] == 1
     assert report.label_counts["culture"] == df["culture"].value_counts().to_dict()
-    assert report.kept == len(df) and "990006" in ids and calls[-1] == (len(df) + 3, len(df) + 3)
+    assert report.kept == len(df) and "990006" in ids and progress.calls[-1] == (len(df) + 3, len(df) + 3)
     # the manifest follows the contract; every image decodes and was shrunk
     assert {"culture", "object_id", "url", "department", "object_name", "medium"} <= set(df.columns)
     assert set(df["source"]) == {"met"} and set(df["license"]) == {"CC0 (Met Open Access)"}
@@ -413,12 +414,8 @@ def test_interrupted_build_leaves_no_debris_and_resumes(tmp_path, fake_met, obje
     out = tmp_path / "met"
     kw = dict(api=fake_met.base, min_per_class=3, limit=4, original=True, **KW)
 
-    def interrupt(done, total):
-        if done >= 10:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        met.build_met(out, str(objects_csv), progress=interrupt, **kw)
+        met.build_met(out, str(objects_csv), progress=Counted(stop_at=10), **kw)
     assert not (out / "manifest.csv").exists() and _debris(out) == []
     done = sorted((out / "images").glob("*.jpg"))
     assert 0 < len(done) < 33
@@ -443,14 +440,10 @@ def test_interrupt_is_prompt_during_a_long_back_off(tmp_path, fake_met, objects_
     stuck = _ids_of("Chinese")[0]  # the lowest id selected: among the first submitted to the pool
     fake_met.failures[stuck] = "stuck"  # 503 with Retry-After: 30, every time
 
-    def interrupt(done, total):
-        if done >= 5:
-            raise KeyboardInterrupt
-
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         met.build_met(tmp_path / "met", str(objects_csv), api=fake_met.base, min_per_class=3, limit=4,
-                      progress=interrupt, **KW)
+                      progress=Counted(stop_at=5), **KW)
     assert time.monotonic() - start < 10  # the worker waiting out Retry-After stopped, not slept 30 s
     assert fake_met.hits_for(stuck) == 1 and _debris(tmp_path) == []
 

@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _progress import Counted
 from artlab.errors import ImageError, RunError
 from artlab.images import load_image
 from artlab.progress import Progress
@@ -387,13 +388,9 @@ def _check_complete(out: Path, source: Path) -> None:
 def test_killed_demo_build_leaves_nothing_finished_and_rebuilds(tmp_path):
     from artlab.collection.demo import build_demo, demo_data_dir
 
-    def stop(done, total):
-        if done == 60:
-            raise KeyboardInterrupt
-
     out = tmp_path / "demo"
     with pytest.raises(KeyboardInterrupt):
-        build_demo(out, progress=stop)
+        build_demo(out, progress=Counted(stop_at=60))
     assert not (out / "manifest.csv").exists() and not (out / "report.json").exists()
     assert not list(out.rglob("*.part"))
     report = build_demo(out)

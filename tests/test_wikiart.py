@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from _progress import Counted
 from artlab.collection.contract import read_manifest
 from artlab.errors import ConfigError
 from artlab.collection import wikiart
@@ -99,11 +100,11 @@ def row_of(image_id: str) -> int:
 
 
 def test_balanced_sample_with_mapped_names_capped_sizes_and_right_pixels(tmp_path, shards, rows):
-    calls = []
-    report = build(tmp_path / "c", shards, progress=lambda done, total: calls.append((done, total)))
+    progress = Counted()
+    report = build(tmp_path / "c", shards, progress=progress)
     df = read_manifest(tmp_path / "c")
     assert df["genre"].value_counts().to_dict() == {"portrait": 3, "landscape": 3, "still life": 3, "sketch": 3}
-    assert report.kept == 12 and calls[-1] == (12, 12)
+    assert report.kept == 12 and progress.calls[-1] == (12, 12)
     assert {c: v["initial"] for c, v in report.per_class.items()} == {
         "portrait": 8, "landscape": 8, "still life": 5, "sketch": 4}
     for rec in df.itertuples():

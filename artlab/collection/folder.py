@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import pandas as pd
 from PIL import Image
@@ -22,6 +22,7 @@ from artlab.collection.csvread import read_table
 from artlab.errors import CollectionError, ConfigError, ImageError
 from artlab.images import IMAGE_SUFFIXES, encode_jpeg, fit_within, load_image
 from artlab.io import atomic_write_bytes
+from artlab.progress import Progress
 from artlab.safety import OutputError, check_output, mark_output
 
 CSV_REQUIRED = ("path", "label")
@@ -30,7 +31,6 @@ UNLABELLED = "_unlabelled"
 #: With copy=False an image is only checked: decoding it (all of its data) at a small scale is enough.
 _VERIFY_SIDE = 64
 
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Item:
 
 
 def build_folder(src: str | Path, out: str | Path, *, label: str = "genre", csv: str | Path | None = None,
-                 max_side: int | None = MAX_SIDE, copy: bool = True, progress: ProgressFn | None = None,
+                 max_side: int | None = MAX_SIDE, copy: bool = True, progress: Progress | None = None,
                  encoding: str | None = None, delimiter: str | None = None) -> BuildReport:
     """Build a collection in ``out`` from a folder of class sub-folders, or from a CSV of ``path,label``.
 
@@ -159,12 +159,14 @@ def _locate(path: str, *bases: Path) -> Path | None:
 # --- bringing images in -----------------------------------------------------------------------------------------
 
 def _bring_in(items: list[Item], out: Path, label: str, max_side: int | None, copy: bool, report: BuildReport,
-              progress: ProgressFn | None) -> list[dict]:
+              progress: Progress | None) -> list[dict]:
     """Verify every item, write (or reference) it, and return its manifest row; unreadable files are dropped."""
     out.mkdir(parents=True, exist_ok=True)  # "../x.jpg" paths resolve only from an existing folder
     rows, names, first_failure = [], _OutputNames(), {}
     reading = {item.file.resolve() for item in items}
-    for done, item in enumerate(items, start=1):
+    progress = progress or Progress()
+    progress.stage("images", len(items))
+    for item in items:
         try:
             im = _verified(item.file, max_side if copy else _VERIFY_SIDE)
         except ImageError as exc:
@@ -178,8 +180,8 @@ def _bring_in(items: list[Item], out: Path, label: str, max_side: int | None, co
                 atomic_write_bytes(out / rel, encode_jpeg(fit_within(im, max_side) if max_side else im))
             path = rel if copy else Path(os.path.relpath(item.file.resolve(), out.resolve())).as_posix()
             rows.append(_row(item, path, label, names.id_of(rel)))
-        if progress:
-            progress(done, len(items))
+        progress.advance(1)
+    progress.done()
     report.per_class.update(_per_class(items, rows, label))
     for name, c in report.per_class.items():
         if name != "(unlabelled)" and c["final"] == 0:

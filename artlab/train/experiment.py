@@ -95,14 +95,7 @@ def _build_demos(exp: Experiment, rows: list[Row], progress: Progress) -> None:
         if is_collection(folder):
             continue
         progress.message(f"building the demo collection in {folder}")
-
-        def advance(done: int, total: int) -> None:
-            if done == 1:
-                progress.stage("demo collection", total)
-            progress.advance(1)
-
-        build_demo(folder, progress=advance)
-        progress.done()
+        build_demo(folder, progress=progress)
 
 
 def _run_row(exp: Experiment, row: Row, label: str, progress: Progress) -> tuple[str, str]:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -48,6 +47,7 @@ from artlab.collection.contract import MAX_SIDE, BuildReport
 from artlab.collection.curation import write_manifest
 from artlab.errors import ConfigError, DownloadError
 from artlab.io import atomic_save
+from artlab.progress import Progress
 from artlab.safety import check_output, mark_output
 from artlab.collection.met.client import (DEFAULT_API, MAX_RETRY_AFTER, MET_RATE_LIMIT, MetClient, RateLimiter,
                                           Stopped, Unavailable, retry_after)
@@ -68,7 +68,6 @@ __all__ = ["build_met", "manifest_frame", "write_failures", "finish_report", "DE
 
 OBJECT_PAGE = "https://www.metmuseum.org/art/collection/search/{}"
 LICENSE = "CC0 (Met Open Access)"
-Progress = Callable[[int, int], None]
 
 
 # --- the collection ------------------------------------------------------------------------------------------------

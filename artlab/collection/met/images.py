@@ -7,7 +7,6 @@ import collections
 import concurrent.futures
 import os
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -17,8 +16,8 @@ from artlab.images import encode_jpeg, fit_within, load_image
 from artlab.io import atomic_write_bytes
 
 from artlab.collection.met.client import MetClient, Unavailable
+from artlab.progress import Progress
 
-Progress = Callable[[int, int], None]
 
 
 # --- images ------------------------------------------------------------------------------------------------------
@@ -109,17 +108,18 @@ def download_images(df: pd.DataFrame, folder: Path, client: MetClient, *, worker
     ids = list(df["object_id"])
     failures: dict[str, Unavailable] = {}
     outcomes: collections.Counter = collections.Counter()
+    progress = progress or Progress()
+    progress.stage("Met images", len(ids))
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="met-download")
     try:
         futures = {pool.submit(fetch_image, client, oid, images / f"{oid}.jpg", max_side=max_side,
                                original=original): oid for oid in ids}
-        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+        for future in concurrent.futures.as_completed(futures):
             try:
                 outcomes[future.result()] += 1
             except Unavailable as exc:
                 failures[futures[future]] = exc
-            if progress:
-                progress(done, len(ids))
+            progress.advance(1)
     except BaseException:
         client.stop.set()  # workers stop at their next request or back-off; files in flight finish or vanish
         raise

@@ -23,7 +23,7 @@ from artlab.collection.curation import write_manifest
 from artlab.collection.wikiart.hub import Hub, RemoteFile
 from artlab.collection.wikiart.names import (ARTIST_DISPLAY, ARTIST_NAMES, CACHE, DEFAULT_ENDPOINT, GENRE_NAMES,
                                              HUB_REPO, LICENSE, REJECTS, STUDY_GENRES, STYLE_NAMES,
-                                             DownloadProgressFn, ProgressFn)
+                                             DownloadProgressFn)
 from artlab.collection.wikiart.plan import (FetchPlan, at_commit, check_numbers, claim_output, fetch_plan, flat,
                                             plan_fetch, plan_wikiart, prefetch)
 from artlab.collection.wikiart.remote import HubShard, Shard, hub_shards, list_shards, row_groups_of
@@ -32,6 +32,7 @@ from artlab.collection.wikiart.sample import (_collect, _load_rejects, _manifest
                                               sample_order)
 from artlab.collection.wikiart.shards import read_image_bytes, read_index, resolve_shards
 from artlab.io import atomic_write_json
+from artlab.progress import Progress
 
 __all__ = ["build_wikiart", "plan_wikiart", "plan_fetch", "fetch_plan", "FetchPlan", "Hub", "RemoteFile", "HubShard",
            "Shard", "list_shards", "row_groups_of", "resolve_shards", "ARTIST_DISPLAY",
@@ -44,7 +45,7 @@ __all__ = ["build_wikiart", "plan_wikiart", "plan_fetch", "fetch_plan", "FetchPl
 
 def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_class: int = 2000, seed: int = 0,
                   max_side: int = 512, source: str = HUB_REPO, endpoint: str | None = None,
-                  progress: ProgressFn | None = None,
+                  progress: Progress | None = None,
                   download_progress: DownloadProgressFn | None = None) -> BuildReport:
     """Build a balanced WikiArt collection in ``out``: ``images/<genre>/<id>.jpg`` + manifest.csv + report.json.
 

@@ -62,6 +62,5 @@ CACHE = ".cache"
 REJECTS = "wikiart-rejects.json"
 
 
-ProgressFn = Callable[[int, int], None]
 #: Bytes fetched so far, bytes this build fetches.
 DownloadProgressFn = Callable[[int, int], None]

@@ -17,9 +17,10 @@ from artlab.errors import ConfigError, ImageError
 from artlab.images import encode_jpeg, fit_within, load_image
 from artlab.io import atomic_write_bytes
 from artlab.collection.rules import WIKIART_GENRES
-from artlab.collection.wikiart.names import ARTIST_DISPLAY, CACHE, LICENSE, REJECTS, ProgressFn
+from artlab.collection.wikiart.names import ARTIST_DISPLAY, CACHE, LICENSE, REJECTS
 from artlab.collection.wikiart.remote import Shard, hub_shards
 from artlab.collection.wikiart.shards import read_image_bytes
+from artlab.progress import Progress
 
 
 def resolve_genres(genres: Iterable[str], genre_names: Sequence[str]) -> list[int]:
@@ -59,7 +60,7 @@ def sample_order(index: pd.DataFrame, genre: int, seed: int) -> np.ndarray:
 
 def _collect(out: Path, shards: Sequence[Shard], index: pd.DataFrame, names: dict, plan: dict[int, np.ndarray],
              per_class: int, max_side: int, rejects: dict[str, str], report: BuildReport,
-             progress: ProgressFn | None) -> tuple[dict[int, list[int]], dict[int, int]]:
+             progress: Progress | None) -> tuple[dict[int, list[int]], dict[int, int]]:
     """Walk each genre's sample order until ``per_class`` images are written (or candidates run out).
 
     Works in rounds: the first takes ``per_class`` candidates per genre, later ones replace the images that failed.
@@ -68,14 +69,14 @@ def _collect(out: Path, shards: Sequence[Shard], index: pd.DataFrame, names: dic
     kept: dict[int, list[int]] = {g: [] for g in plan}
     cursor = dict.fromkeys(plan, 0)
     total = sum(min(per_class, len(order)) for order in plan.values())
-    done = 0
+    progress = progress or Progress()
+    progress.stage("WikiArt images", total)
     while batch := _next_batch(plan, kept, cursor, per_class, rejects, report):
         for row, ok in _materialise(out, shards, index, names, batch, max_side, rejects, report):
             if ok:
                 kept[batch[row]].append(row)
-                done += 1
-                if progress:
-                    progress(done, total)
+                progress.advance(1)
+    progress.done()
     return {g: sorted(rows) for g, rows in kept.items()}, cursor
 
 
