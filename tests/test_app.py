@@ -378,3 +378,26 @@ def test_flagging_unavailable_without_the_collection(curated_runs, monkeypatch):
     assert any(plain(f"Flagging paintings is unavailable for this model: the collection folder {collection} is not "
                      "on this machine") in i.value for i in at.info)
     assert not [b for b in at.button if str(b.key).startswith("flag_save_")]
+
+
+def test_the_model_card_in_words_for_a_shipped_run_and_a_small_hostile_one():
+    """The "About this model" paragraphs come from the card alone: the shipped culture run reads as a curator would
+    want it (classes, recipe, sizes, figures), and a card's strings reach the Markdown escaped."""
+    from artlab.app.words import card_paragraphs, small_collection_warning, weights_caption
+    card = json.loads((ROOT / "checkpoints" / "demo-culture" / "card.json").read_text())
+    said = card_paragraphs(card)
+    assert [p.split("**")[1] for p in said] == ["What it does.", "How it was built.", "What it learned from.",
+                                                "How it was tested.", "How often it is right"]
+    assert f"one of {len(card['task']['classes'])} culture classes" in said[0]
+    sizes = card["task"]["split_sizes"]
+    assert f"{sizes['train']} to learn from, {sizes['val']} to decide when to stop, {sizes['test']} kept aside" in said[2]
+    assert f"fine-tuned model {100 * card['metrics']['finetuned']['accuracy']:.0f}%" in said[4]
+    assert weights_caption(card).startswith("Pretrained weights: ")
+    n_test = card["metrics"]["finetuned"]["n"]
+    assert (f"only {n_test} test paintings" in small_collection_warning(card)) == (n_test < 100)
+    hostile = {**card, "method": "{label}<script>", "task": {**card["task"], "classes": ["*bold*", "[x](javascript:1)"]}}
+    said = card_paragraphs(hostile)
+    assert "*bold*" not in said[0] and "[x](javascript" not in said[0] and "{label}" not in said[1]
+    big = {**card, "metrics": {**card["metrics"], "finetuned": {**card["metrics"]["finetuned"], "n": 1200}},
+           "task": {**card["task"], "per_class": {c: {"train": 500} for c in card["task"]["classes"]}}}
+    assert small_collection_warning(big) == ""

@@ -3,8 +3,8 @@
 ``frame`` (session defaults, the run chosen, ``run_safely``, the legacy ``pages/`` workaround), ``cache`` (the one
 cache decorator, keyed on a run and its card), ``runs`` (what the app reads from runs), ``images`` (previews and
 samples), ``analysis`` (predictions, CAMs, neighbours, the map), ``widgets`` (display helpers), ``words`` (the model
-card's sentences about the split and the study), ``curation`` (flagging a painting, the decisions table, the
-corrections since a run was trained), ``roots`` (the folders the app may open, and how far it looks under one),
+card in words), ``curation`` (flagging a painting, the decisions table, the corrections since a run was trained),
+``roots`` (the folders the app may open, and how far it looks under one),
 ``memory`` (the decode budget of an upload, memory handed back). Pages use the names offered here:
 ``from artlab import app``, then ``app.current_run()``; each is loaded from its module on first use, so
 ``python -m artlab.app.serve`` starts the server without loading torch.
@@ -27,7 +27,7 @@ _MODULES = {
     "memory": ("APP_DECODE_BUDGET", "release_memory"),
     "images": ("painting_file", "painting_preview", "preview", "sample_choices", "short", "thumbnail"),
     "widgets": ("percent_style", "percent_table", "show_image"),
-    "words": ("deviations_markdown", "split_words"),
+    "words": ("card_paragraphs", "deviations_markdown", "small_collection_warning", "split_words", "weights_caption"),
     "analysis": (
         "MAX_PATH_PAINTINGS", "METHOD_NAMES", "TOO_SLOW_FOR_THE_APP", "cam_methods", "digest", "explanations",
         "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",
