@@ -324,7 +324,7 @@ def curated_runs(genre_run, demo_collection, tmp_path):
 
 def test_flag_a_painting_from_the_gallery(curated_runs, monkeypatch):
     from artlab.collection import curation
-    from artlab.app.curation import plain
+    from artlab.report.csvsafe import md
     runs, collection = curated_runs
     at = go(start(monkeypatch, runs, "genre"), "pages/misclassifications.py")
     pid = next(r.key for r in at.radio if r.key.startswith("flag_what_")).removeprefix("flag_what_")  # the first card
@@ -337,7 +337,7 @@ def test_flag_a_painting_from_the_gallery(curated_runs, monkeypatch):
     assert rows[["id", "action", "column", "value", "note"]].values.tolist() == [
         [pid, "exclude", "", "duplicate", "'=the same as another"]]
     assert any("red-badge" in m.value and "excluded \\(duplicate\\)" in m.value for m in at.markdown)
-    assert any(plain(f"Painting {pid}: excluded (duplicate)") in s.value for s in at.success)
+    assert any(md(f"Painting {pid}: excluded (duplicate)") in s.value for s in at.success)
     assert any("1 correction since this model was trained" in w.value for w in at.sidebar.warning)
     assert any("artlab train --collection" in c.value and str(runs / "genre") in c.value for c in at.sidebar.code)
 
@@ -374,8 +374,8 @@ def test_flagging_unavailable_without_the_collection(curated_runs, monkeypatch):
     runs, collection = curated_runs
     shutil.rmtree(collection)
     at = go(start(monkeypatch, runs, "genre"), "pages/misclassifications.py")
-    from artlab.app.curation import plain
-    assert any(plain(f"Flagging paintings is unavailable for this model: the collection folder {collection} is not "
+    from artlab.report.csvsafe import md
+    assert any(md(f"Flagging paintings is unavailable for this model: the collection folder {collection} is not "
                      "on this machine") in i.value for i in at.info)
     assert not [b for b in at.button if str(b.key).startswith("flag_save_")]
 

@@ -33,7 +33,7 @@ _MODULES = {
         "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",
     ),
     "curation": (
-        "FLAGGED", "curation_message", "decisions_table", "filter_flagged", "flag_controls", "plain", "stale_notice",
+        "FLAGGED", "curation_message", "decisions_table", "filter_flagged", "flag_controls", "stale_notice",
         "unavailable_notice",
     ),
 }

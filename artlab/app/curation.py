@@ -2,13 +2,12 @@
 decisions table, and the notice on a run whose collection has changed since it was trained. App layer: imports Streamlit.
 
 Decisions are saved in button callbacks, so the page that follows already shows them (badge, table, filter).
-Strings from the data (labels, notes, reasons) reach markdown-rendering elements only through ``plain``.
+Strings from the data (labels, notes, reasons) reach markdown-rendering elements only through ``artlab.report.csvsafe.md``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -18,17 +17,13 @@ from artlab.app.frame import run_safely
 from artlab.collection import curation
 from artlab.collection.contract import MANIFEST
 from artlab.errors import ArtlabError
+from artlab.report.csvsafe import md
 from artlab.runfolder import Run
 from artlab.train.command import retrain_command
 
 log = logging.getLogger("artlab.app")
 WHAT = {"exclude": "Leave it out of training", "set": "Give it another label"}
 MESSAGE = "curation_message"
-
-
-def plain(text: str) -> str:
-    """``text`` shown as itself where Streamlit reads markdown (no links, emphasis, colours or icons from data)."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:$=])", r"\\\1", str(text))
 
 
 def _stamp(folder: Path) -> tuple:
@@ -79,7 +74,7 @@ def filter_flagged(df: pd.DataFrame, run: Run, which: str) -> pd.DataFrame:
 def badges(decisions: list[dict]) -> None:
     for d in decisions:
         excluded = d["action"] == "exclude"
-        st.badge(plain(curation.describe(d)), icon=":material/block:" if excluded else ":material/edit:",
+        st.badge(md(curation.describe(d)), icon=":material/block:" if excluded else ":material/edit:",
                  color="red" if excluded else "blue")
 
 
@@ -87,7 +82,7 @@ def unavailable_notice(run: Run) -> None:
     """Said once on a page: why its flag buttons are missing."""
     _, why = state(run)
     if why:
-        st.info(plain(f"Flagging paintings is unavailable for this model: {why}. Decisions are kept in the "
+        st.info(md(f"Flagging paintings is unavailable for this model: {why}. Decisions are kept in the "
                       f"collection folder, beside its {MANIFEST}."), icon=":material/flag:")
 
 
@@ -159,7 +154,7 @@ def curation_message() -> None:
     """The outcome of the last decision of this session, once."""
     kind, text = st.session_state.pop(MESSAGE, (None, None))
     if kind:
-        (st.success if kind == "success" else st.error)(plain(text))
+        (st.success if kind == "success" else st.error)(md(text))
 
 
 def decisions_table(run: Run) -> None:

@@ -16,7 +16,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: Characters with a meaning in Streamlit's markdown inside a line (links, images, emphasis, code, HTML, tables,
 #: LaTeX, colour and icon directives). Line-start syntax (#, -, 1.) cannot occur: newlines become spaces; a
 #: parenthesis means something only after a ']', which is escaped.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]!<>|~:$])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=])")  # CommonMark escapes any ASCII punctuation
 
 
 def neutralise(value):
