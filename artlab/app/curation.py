@@ -2,7 +2,8 @@
 decisions table, and the notice on a run whose collection has changed since it was trained. App layer: imports Streamlit.
 
 Decisions are saved in button callbacks, so the page that follows already shows them (badge, table, filter).
-Strings from the data (labels, notes, reasons) reach markdown-rendering elements only through ``artlab.report.csvsafe.md``.
+Strings from the data (labels, notes, reasons) reach markdown-rendering elements only through
+``artlab.report.csvsafe.md``.
 """
 
 from __future__ import annotations
