@@ -390,12 +390,14 @@ def test_the_model_card_in_words_for_a_shipped_run_and_a_small_hostile_one():
                                                 "How it was tested.", "How often it is right"]
     assert f"one of {len(card['task']['classes'])} culture classes" in said[0]
     sizes = card["task"]["split_sizes"]
-    assert f"{sizes['train']} to learn from, {sizes['val']} to decide when to stop, {sizes['test']} kept aside" in said[2]
+    assert (f"{sizes['train']} to learn from, {sizes['val']} to decide when to stop, {sizes['test']} kept aside"
+            in said[2])
     assert f"fine-tuned model {100 * card['metrics']['finetuned']['accuracy']:.0f}%" in said[4]
     assert weights_caption(card).startswith("Pretrained weights: ")
     n_test = card["metrics"]["finetuned"]["n"]
     assert (f"only {n_test} test paintings" in small_collection_warning(card)) == (n_test < 100)
-    hostile = {**card, "method": "{label}<script>", "task": {**card["task"], "classes": ["*bold*", "[x](javascript:1)"]}}
+    hostile = {**card, "method": "{label}<script>",
+               "task": {**card["task"], "classes": ["*bold*", "[x](javascript:1)"]}}
     said = card_paragraphs(hostile)
     assert "*bold*" not in said[0] and "[x](javascript" not in said[0] and "{label}" not in said[1]
     big = {**card, "metrics": {**card["metrics"], "finetuned": {**card["metrics"]["finetuned"], "n": 1200}},

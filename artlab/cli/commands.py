@@ -275,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one of: %(choices)s (default efficientnet_lite0)")
     em.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights")
     em.add_argument("--batch-size", type=int, default=32)
-    em.add_argument("--chunk", type=int, default=EMBED_CHUNK, help="paintings per chunk file (one chunk in memory at a time)")
+    em.add_argument("--chunk", type=int, default=EMBED_CHUNK,
+                    help="paintings per chunk file (one chunk in memory at a time)")
     em.add_argument("--device", default="auto")
     em.add_argument("--workers", type=int, default=0, help="data loader worker processes")
 
