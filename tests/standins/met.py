@@ -126,3 +126,50 @@ class _MediaHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
         if stop is not None:
             self.close_connection = True
+
+
+# --- Imperva's bot protection in front of the Met ------------------------------------------------------------------
+
+#: The page Imperva (Incapsula) answers in place of the Met's API or image, as users received it
+#: (github.com/metmuseum/openaccess issue 18; issue 60 shows the same 403 with Content-Length 760).
+IMPERVA_BODY = (
+    b'<html style="height:100%"><head><META NAME="ROBOTS" CONTENT="NOINDEX, NOFOLLOW">'
+    b'<meta name="format-detection" content="telephone=no">\n'
+    b'<meta name="viewport" content="initial-scale=1.0"><meta http-equiv="X-UA-Compatible" content="IE=edge,chrome=1">'
+    b'</head>\n<body style="margin:0px;height:100%">\n<iframe src="/_Incapsula_Resource?CWUDNSAI=20&xinfo=5-67367335-0'
+    b'%200NNN%20RT%281551818010502%2036%29%20q%280%20-1%20-1%200%29%20r%280%20-1%29%20B15%283%2c901868%2c0%29%20U18'
+    b'&incident_id=116030910212059510-389373089293844789&edet=15&cinfo=03000000" frameborder=0 width="100%" '
+    b'height="100%" marginheight="0px" marginwidth="0px">\nRequest unsuccessful. Incapsula incident ID: '
+    b'116030910212059510-389373089293844789</iframe>\n</body></html>')
+
+#: Its headers (issue 60's `curl -v`): HTML, never cached, the connection closed, Imperva's X-Iinfo and its cookie.
+IMPERVA_HEADERS = {
+    "Content-Type": "text/html", "Cache-Control": "no-cache, no-store", "Connection": "close",
+    "X-Iinfo": "2-38386998-0 0NNN RT(1756724003843 133) q(0 -1 -1 -1) r(0 -1) B15(11,6501148,0) U18",
+    "Set-Cookie": "visid_incap_1661922=qd2c1fBzS2mUGaoIeqz3dQAAAABBQkIPAAAAAA; expires=Tue, 01 Sep 2026 08:00:00 GMT; "
+                  "HttpOnly; path=/; Domain=.metmuseum.org",
+}
+
+
+class BotProtection:
+    """Imperva as users met it in 2025 (openaccess issues 58, 60): more than ``limit`` requests within ``window``
+    seconds, and every request for the next ``block`` seconds gets the 403 page (the published limit is 80/s; the
+    block came after about 30 requests and lasted 30 s or more). Thread-safe; ``refused`` counts the 403s sent."""
+
+    def __init__(self, limit: int = 30, window: float = 1.0, block: float = 30.0):
+        self.limit, self.window, self.block = limit, window, block
+        self.recent: list[float] = []
+        self.until, self.refused, self.blocks = 0.0, 0, 0
+        self.lock = threading.Lock()
+
+    def refuses(self, now: float) -> bool:
+        with self.lock:
+            if now < self.until:
+                self.refused += 1
+                return True
+            self.recent = [t for t in self.recent if now - t < self.window] + [now]
+            if len(self.recent) > self.limit:
+                self.until, self.recent = now + self.block, []
+                self.refused, self.blocks = self.refused + 1, self.blocks + 1
+                return True
+            return False

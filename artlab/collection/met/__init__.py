@@ -49,8 +49,9 @@ from artlab.errors import ConfigError, DownloadError
 from artlab.io import atomic_save
 from artlab.progress import Progress
 from artlab.safety import check_output, mark_output
-from artlab.collection.met.client import (DEFAULT_API, MAX_RETRY_AFTER, MET_RATE_LIMIT, MetClient, RateLimiter,
-                                          Stopped, Unavailable, retry_after)
+from artlab.collection.met.client import (BLOCK_COOLDOWN, DEFAULT_API, GIVE_UP_AFTER, MAX_RETRY_AFTER, MET_RATE_LIMIT,
+                                          MetBlocked, MetClient, RateLimiter, Stopped, Unavailable, bot_block,
+                                          retry_after)
 from artlab.collection.met.images import (SET_ASIDE, decodes, download_images, fetch_image, image_url, save_image,
                                           set_aside)
 from artlab.collection.met.labels import (PAPER_TABLE1, add_paper_counts, cap_per_class, drop_unlabelled, exclude,
@@ -60,7 +61,7 @@ from artlab.collection.met.objects import (CSV_COLUMNS, PAINTING_RULES, SOURCE, 
                                            painting_verdict, read_paintings)
 
 __all__ = ["build_met", "manifest_frame", "write_failures", "finish_report", "DEFAULT_API", "MAX_RETRY_AFTER",
-           "MET_RATE_LIMIT", "MetClient", "RateLimiter", "Stopped", "Unavailable", "retry_after", "decodes",
+           "MET_RATE_LIMIT", "MetBlocked", "bot_block", "MetClient", "RateLimiter", "Stopped", "Unavailable", "retry_after", "decodes",
            "download_images", "fetch_image", "image_url", "save_image", "SET_ASIDE", "set_aside", "PAPER_TABLE1", "add_paper_counts",
            "extra_merges_note", "cap_per_class", "drop_unlabelled", "exclude",
            "keep_classes", "label_cultures", "merges", "read_exclusions", "select_paintings", "CSV_COLUMNS",
@@ -112,7 +113,8 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
               netherlandish: str | None = None, exclusions: str | Path | None = None, max_side: int | None = MAX_SIDE,
               original: bool = False, workers: int = 8, rate: float = MET_RATE_LIMIT, limit: int | None = None,
               progress: Progress | None = None, timeout: float = 30.0, retries: int = 4,
-              backoff: float = 1.0, extra_merges: bool = False) -> BuildReport:
+              backoff: float = 1.0, extra_merges: bool = False, cooldown: float = BLOCK_COOLDOWN,
+              give_up_after: float = GIVE_UP_AFTER) -> BuildReport:
     """Build the Met culture collection into ``out`` (see the module docstring); rerun it to resume."""
     netherlandish = netherlandish.lower() if netherlandish else None
     _check_options(netherlandish, min_per_class, max_side, workers, limit)
@@ -120,7 +122,8 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
     out = check_output(out, "collection", resume=True,
                        sources={"MetObjects.csv": local, "the exclusions file": exclusions})
     mark_output(out, "collection")
-    client = MetClient(api=api, rate=rate, timeout=timeout, retries=retries, backoff=backoff)
+    client = MetClient(api=api, rate=rate, timeout=timeout, retries=retries, backoff=backoff, cooldown=cooldown,
+                       give_up_after=give_up_after)
     try:
         table = fetch_table(str(objects_csv), out / "source", client)
         df, report = select_paintings(table, min_per_class=min_per_class, netherlandish=netherlandish,
@@ -131,6 +134,10 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
     finally:
         client.close()
     finish_report(report, df, failures, outcomes)
+    if client.blocks:
+        report.notes.append(f"the Met's bot protection (HTTP 403) blocked the downloads {client.blocks} time(s): "
+                            f"each time every download paused and the rate halved, to {client.limiter.rate:g} "
+                            "requests/s in the end")
     if netherlandish:
         report.notes.append(f"Netherlandish paintings counted as {netherlandish.capitalize()} (by choice)")
     write_failures(out, df, failures)
