@@ -39,6 +39,7 @@ BLOCK_COOLDOWN, MAX_COOLDOWN, GIVE_UP_AFTER, MIN_RATE = 30.0, 240.0, 900.0, 0.5
 
 BLOCKED = "blocked by the Met's bot protection (HTTP 403)"
 
+
 class Unavailable(DownloadError):
     """One object or image that could not be had; ``reason`` is short, for the report's counts."""
 
