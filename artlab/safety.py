@@ -166,27 +166,18 @@ def contained(base: str | Path, name: str | os.PathLike, what: str = "a path") -
     through a symlink to somewhere outside ``base``."""
     base = Path(base)
     text = os.fspath(name)
-    why = escapes(text)
-    if why:
-        raise PathEscape(f"{what} {text!r} {why}: only paths inside {base} are read")
+    if not text or "\x00" in text:
+        raise PathEscape(f"{what} is empty or holds a NUL character")
+    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or PureWindowsPath(text).drive:
+        raise PathEscape(f"{what} {text!r} is absolute: only paths inside {base} are read")
     parts = PurePosixPath(text.replace("\\", "/")).parts
+    if ".." in parts:
+        raise PathEscape(f"{what} {text!r} climbs out of its folder with '..'")
     root = base.resolve()
     target = (root / Path(*parts)).resolve()
     if target != root and root not in target.parents:
         raise PathEscape(f"{what} {text!r} leads outside {base} (through a symbolic link)")
     return target
-
-
-def escapes(name: str) -> str | None:
-    """Why the relative path ``name`` may not be read inside its folder, judged from its text alone (empty, a NUL,
-    absolute on POSIX or Windows, or climbing out with '..'); None when it may. ``contained`` also follows links."""
-    if not name or "\x00" in name:
-        return "is empty or holds a NUL character"
-    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
-        return "is absolute"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
-        return "climbs out of its folder with '..'"
-    return None
 
 
 def inside(base: str | Path, path: str | Path) -> bool:
