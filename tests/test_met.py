@@ -169,6 +169,8 @@ def _handler(fake: FakeMet):
             if m := re.fullmatch(r"/public/collection/v1/objects/(\d+)", self.path):
                 return self._object(m[1], n)
             if m := re.fullmatch(r"/images/(small|original)/(\d+)\.jpg", self.path):
+                if fake.failures.get(m[2]) == "imperva":  # this one image refused by Imperva, every time
+                    return self._send(403, IMPERVA_BODY, IMPERVA_HEADERS)
                 data = fake.images[m[2]]
                 return self._send(200, data[: len(data) // 2] if fake.failures.get(m[2]) == "truncated" else data)
             if self.path in fake.files:
@@ -185,6 +187,8 @@ def _handler(fake: FakeMet):
                 return self._send(429, b"slow down", {"Retry-After": "1"})
             if kind == "500" and n == 1:
                 return self._send(500, b"oops")
+            if kind == "challenge" and n == 1:  # Imperva's page as a 200, once
+                return self._send(200, IMPERVA_BODY, IMPERVA_HEADERS)
             if kind == "stuck":
                 return self._send(503, b"maintenance", {"Retry-After": "30"})
             record = dict(fake.records[oid])
@@ -501,10 +505,12 @@ def test_a_bot_protection_403_is_told_from_the_mets_own_answers():
         return r
 
     assert bot_block(response(403, IMPERVA_HEADERS, IMPERVA_BODY))
-    assert bot_block(response(403, {"X-Iinfo": IMPERVA_HEADERS["X-Iinfo"]}, b""))  # the header alone
-    assert bot_block(response(403, {"Content-Type": "text/html"}, IMPERVA_BODY))  # the page alone
-    assert not bot_block(response(403, {"Content-Type": "application/json"}, b'{"message": "Forbidden"}'))
-    assert not bot_block(response(403, {"Content-Type": "text/html"}, b"<html>Forbidden</html>"))
+    assert bot_block(response(403, {"Content-Type": "text/html"}, IMPERVA_BODY))  # the page is what tells
+    assert bot_block(response(200, IMPERVA_HEADERS, IMPERVA_BODY))  # a challenge served as a 200
+    # Imperva's header and cookie come with every answer it lets through: the Met's own 403 stays the Met's
+    assert not bot_block(response(403, {**IMPERVA_HEADERS, "Content-Type": "application/json"}, b'{"m": "Forbidden"}'))
+    assert not bot_block(response(403, IMPERVA_HEADERS, b"<html><body>Forbidden</body></html>"))
+    assert not bot_block(response(200, {**IMPERVA_HEADERS, "Content-Type": "image/jpeg"}, b"\xff\xd8\xff"))
     assert not bot_block(response(404, IMPERVA_HEADERS, IMPERVA_BODY))
 
 
@@ -544,3 +550,20 @@ def test_a_block_that_does_not_lift_stops_the_build_and_a_rerun_goes_on(tmp_path
     met.build_met(out, str(objects_csv), api=fake_met.base, min_per_class=3, limit=4, **KW)
     assert set(kept) <= set(read_manifest(out)["path"].map(lambda p: Path(p).name))
     assert all(fake_met.hits_for(Path(name).stem) == 0 for name in kept)
+
+
+@pytest.mark.slow
+def test_one_image_refused_by_imperva_is_dropped_and_a_challenge_page_is_waited_out(tmp_path, fake_met, objects_csv):
+    """A 403 page on one image while the others go through is that image's refusal (dropped like any failure, the
+    build finishes); Imperva's page served as a 200 for an API record is a block (waited out, the painting kept)."""
+    base = met.build_met(tmp_path / "base", str(objects_csv), api=fake_met.base, min_per_class=3, limit=4, **KW)
+    ids = sorted(read_manifest(tmp_path / "base")["object_id"], key=int)
+    refused, challenged = ids[0], ids[1]
+    fake_met.failures.update({refused: "imperva", challenged: "challenge"})
+    fake_met.reset()
+    report = met.build_met(tmp_path / "met", str(objects_csv), api=fake_met.base, min_per_class=3, limit=4,
+                           cooldown=0.2, give_up_after=30, **KW)
+    got = set(read_manifest(tmp_path / "met")["object_id"])
+    assert got == set(ids) - {refused} and report.kept == base.kept - 1
+    assert any("bot protection" in reason for reason in report.dropped)
+    assert fake_met.hits_for(challenged) == 3  # the challenge, the record again, the image

@@ -33,8 +33,8 @@ def card_paragraphs(card: dict) -> list[str]:
     said = [
         f"**What it does.** It sorts a painting into one of {len(classes)} {md(label)} classes: "
         f"{', '.join(map(md, classes))}.",
-        f"**How it was built.** It starts from {md(backbone.get('description') or backbone['name'])}; {method}. "
-        f"The final part has {HEAD_WORDS.get(card.get('head'), md(card.get('head', '')))}.",
+        f"**How it was built.** It starts from {md(backbone.get('description') or backbone['name'])}; {method}."
+        + (f" The final part has {HEAD_WORDS.get(card['head'], md(card['head']))}." if card.get("head") else ""),
         f"**What it learned from.** {task.get('n_images', '?')} paintings from "
         f"{md(task.get('collection_source', 'an unnamed collection'))}: {sizes.get('train', '?')} to learn from, "
         f"{sizes.get('val', '?')} to decide when to stop, {sizes.get('test', '?')} kept aside to test it. "

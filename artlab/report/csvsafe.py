@@ -13,10 +13,11 @@ import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-#: Characters with a meaning in Streamlit's markdown inside a line (links, images, emphasis, code, HTML, tables,
-#: LaTeX, colour and icon directives). Line-start syntax (#, -, 1.) cannot occur: newlines become spaces; a
-#: parenthesis means something only after a ']', which is escaped.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=])")  # CommonMark escapes any ASCII punctuation
+#: Characters with a meaning in Streamlit's markdown (links, images, emphasis, code, HTML, tables, LaTeX, colour and
+#: icon directives, and at a line's start headings and lists: '#', '-', '+', '1.'). Newlines become spaces, but a
+#: string may still start a line of its own (a badge, a message), so all of them are escaped: CommonMark shows any
+#: backslash-escaped ASCII punctuation as itself.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=])")
 
 
 def neutralise(value):
@@ -42,7 +43,8 @@ def to_csv_for_people(df: pd.DataFrame, target=None, **kwargs):
 
 
 def md(text) -> str:
-    """``text`` from a collection, a file name or a card, escaped so that Streamlit shows it as it is."""
+    """``text`` from a collection, a file name, a card or a message built from them, escaped so that Streamlit shows
+    it as it is (no links, emphasis, colours, icons or lists)."""
     return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
 
 

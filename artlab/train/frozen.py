@@ -57,6 +57,8 @@ def fill(fn: Callable[[torch.Tensor], torch.Tensor | tuple[torch.Tensor, ...]], 
             x = x.to(device)
             y = fn(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
             tupled = isinstance(y, tuple)
+            if tupled and out is not None:
+                raise ValueError(f"{name}: out= takes one output, the function gives {len(y)}")
             ys = y if tupled else (y,)
             if outs is None:
                 outs = (out,) if out is not None else tuple(torch.empty((n, *t.shape[1:]), dtype=dtype) for t in ys)
@@ -67,7 +69,7 @@ def fill(fn: Callable[[torch.Tensor], torch.Tensor | tuple[torch.Tensor, ...]], 
     progress.done()
     if done != n:
         raise RuntimeError(f"{name}: {done} outputs for {n} images")
-    if outs is None:
+    if outs is None:  # no images: ``out`` as it was given
         return out
     return outs if tupled else outs[0]
 

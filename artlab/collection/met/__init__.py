@@ -4,7 +4,8 @@ One entry point::
 
     build_met(out, objects_csv, *, api=DEFAULT_API, min_per_class=100, netherlandish=None, exclusions=None,
               max_side=MAX_SIDE, original=False, workers=8, rate=80.0, limit=None, progress=None,
-              timeout=30.0, retries=4, backoff=1.0, extra_merges=False) -> BuildReport
+              timeout=30.0, retries=4, backoff=1.0, extra_merges=False, cooldown=30.0, give_up_after=900.0)
+              -> BuildReport
 
 What it does, in order (each step is a small function, usable on its own: ``objects``, ``labels``, ``client``, ``images``):
 
@@ -50,8 +51,8 @@ from artlab.io import atomic_save
 from artlab.progress import Progress
 from artlab.safety import check_output, mark_output
 from artlab.collection.met.client import (BLOCK_COOLDOWN, DEFAULT_API, GIVE_UP_AFTER, MAX_RETRY_AFTER, MET_RATE_LIMIT,
-                                          MetBlocked, MetClient, RateLimiter, Stopped, Unavailable, bot_block,
-                                          retry_after)
+                                          RECOVER_AFTER, MetBlocked, MetClient, RateLimiter, Stopped, Unavailable,
+                                          bot_block, retry_after)
 from artlab.collection.met.images import (SET_ASIDE, decodes, download_images, fetch_image, image_url, save_image,
                                           set_aside)
 from artlab.collection.met.labels import (PAPER_TABLE1, add_paper_counts, cap_per_class, drop_unlabelled, exclude,
@@ -136,8 +137,8 @@ def build_met(out: str | Path, objects_csv: str | Path, *, api: str = DEFAULT_AP
     finish_report(report, df, failures, outcomes)
     if client.blocks:
         report.notes.append(f"the Met's bot protection (HTTP 403) blocked the downloads {client.blocks} time(s): "
-                            f"each time every download paused and the rate halved, to {client.limiter.rate:g} "
-                            "requests/s in the end")
+                            f"each time every download paused and the rate halved (it climbs back after "
+                            f"{RECOVER_AFTER} answers in a row); {client.limiter.rate:g} requests/s at the end")
     if netherlandish:
         report.notes.append(f"Netherlandish paintings counted as {netherlandish.capitalize()} (by choice)")
     write_failures(out, df, failures)

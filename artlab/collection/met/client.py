@@ -4,10 +4,13 @@ honour Retry-After; 404 is final.
 The Met publishes a limit of 80 requests a second, but its servers sit behind Imperva's bot protection
 (Incapsula), which users have seen answer every request with ``403 Forbidden`` (an HTML page, an ``X-Iinfo`` header,
 ``visid_incap``/``incap_ses`` cookies) after about 30 quick requests, for 30 seconds or more
-(github.com/metmuseum/openaccess issues 58 and 60). Such a 403 is not the object's answer: every thread pauses for a
-cool-down (30 s, doubling to 4 min), the rate halves, and the request is tried again without spending the object's
-retries. A block that has not lifted after ``give_up_after`` seconds without one success stops the build
-(``MetBlocked``): what was downloaded is kept, and a rerun goes on from there.
+(github.com/metmuseum/openaccess issues 18, 20, 58 and 60). Only that page tells: Imperva's header and cookies come
+with every answer it lets through. Its page for three different URLs with nothing getting through in between is a
+block of every request: every thread pauses for a cool-down (30 s, doubling to 4 min), the rate halves, and the
+requests are tried again without spending their retries; after 500 answers in a row without a block, the rate climbs
+back by a quarter, up to ``rate``. A block that has not lifted after ``give_up_after`` seconds stops the build
+(``MetBlocked``): what was downloaded is kept, and a rerun goes on from there. The page for one URL while the others
+go through is that URL's refusal: retried with back-off, then dropped like any other failure.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ MAX_RETRY_AFTER = 120.0
 #: After a bot-protection block: the first cool-down, the longest, and how long blocks may last before the build
 #: stops (seconds); and the slowest rate the halving goes down to (requests a second).
 BLOCK_COOLDOWN, MAX_COOLDOWN, GIVE_UP_AFTER, MIN_RATE = 30.0, 240.0, 900.0, 0.5
+#: Answers in a row without a block after which the rate climbs back by a quarter (up to the one asked for).
+RECOVER_AFTER = 500
+#: What only Imperva's own page holds (an iframe to its resource, an incident id).
+IMPERVA_MARKS = (b"_Incapsula_Resource", b"Incapsula incident ID")
+#: Different URLs refused with Imperva's page, nothing getting through in between: a block of every request.
+BLOCK_EVIDENCE = 3
 
 
 # --- HTTP: rate limit and retries ----------------------------------------------------------------------------------
@@ -57,19 +66,15 @@ class MetBlocked(DownloadError):
 
 
 def bot_block(resp: requests.Response) -> bool:
-    """True for a 403 from Imperva's bot protection (its X-Iinfo header, its cookies, or its HTML page), not from
-    the Met's own servers."""
-    if resp.status_code != 403:
-        return False
-    cookies = resp.headers.get("Set-Cookie", "")
-    if "X-Iinfo" in resp.headers or "incap_ses" in cookies or "visid_incap" in cookies:
-        return True
-    if "text/html" not in resp.headers.get("Content-Type", ""):
+    """True when ``resp`` is Imperva's bot-protection page (a 403, or a 200 challenge) in place of the Met's answer.
+    Its X-Iinfo header and incap cookies prove nothing: Imperva sets them on every answer it lets through."""
+    if resp.status_code not in (200, 403) or "text/html" not in resp.headers.get("Content-Type", ""):
         return False
     try:
-        return b"Incapsula" in next(resp.iter_content(8192), b"")  # the first 8 KB, read or still to read
+        head = next(resp.iter_content(8192), b"")  # the first 8 KB, read or still to read
     except (requests.RequestException, OSError, RuntimeError):  # a body that cannot be read says nothing
         return False
+    return any(mark in head for mark in IMPERVA_MARKS)
 
 
 class RateLimiter:
@@ -114,8 +119,18 @@ class RateLimiter:
                 return False
             self._blocked_until = now + seconds
             self._next = max(self._next, self._blocked_until)
-            self.interval = min(self.interval * 2, 1.0 / min_rate)
+            self.interval = max(self.interval, min(self.interval * 2, 1.0 / min_rate))  # never faster than asked
             return True
+
+    def in_pause(self) -> bool:
+        """Whether every thread is waiting out a block now."""
+        with self._lock:
+            return time.monotonic() < self._blocked_until
+
+    def recover(self, rate: float) -> None:
+        """A quarter faster again, up to ``rate``."""
+        with self._lock:
+            self.interval = max(self.interval / 1.25, 1.0 / rate)
 
     @property
     def rate(self) -> float:
@@ -139,14 +154,17 @@ class MetClient:
         if not 0 < self.rate <= MET_RATE_LIMIT:
             raise ConfigError(f"rate must be above 0 and at most the Met's limit of {MET_RATE_LIMIT:g} requests/second "
                               f"(got {self.rate:g})")
-        if self.retries < 0 or self.timeout <= 0:
-            raise ConfigError("retries must be 0 or more and timeout above 0 seconds")
+        if self.retries < 0 or self.timeout <= 0 or self.cooldown <= 0 or self.give_up_after <= 0:
+            raise ConfigError("retries must be 0 or more; timeout, cooldown and give_up_after above 0 seconds")
         self.limiter = RateLimiter(self.rate, self.stop)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self.blocks = 0  # bot-protection blocks met (each paused every thread once)
         self._block_lock = threading.Lock()
-        self._next_cooldown, self._blocked_since = self.cooldown, None  # since the last success, monotonic
+        self._next_cooldown = self.cooldown
+        self._blocked_since: float | None = None  # when the current block began (monotonic), None when none
+        self._refused: dict[str, float] = {}  # URLs refused with Imperva's page since the last answer: when sent
+        self._run = 0  # answers in a row since the last block
 
     def object_url(self, object_id: str) -> str:
         return f"{self.api.rstrip('/')}/public/collection/v1/objects/{object_id}"
@@ -154,28 +172,51 @@ class MetClient:
     def get(self, url: str, *, headers: dict | None = None, stream: bool = False) -> requests.Response:
         """A successful response, after retries; raises Unavailable (404 and other refusals at once), Stopped, or
         MetBlocked. A bot-protection block costs no retry: the request waits for the block to lift."""
-        attempt = 0
+        attempt, refusals, blocks_seen = 0, 0, self.blocks
         while True:
             self.limiter.acquire()
+            sent = time.monotonic()
             resp, error, wait = self._attempt(url, headers, stream)
             if resp is not None:
-                self._succeeded()
+                self._succeeded(sent)
                 return resp
-            if error == BLOCKED:
-                continue  # the limiter holds every thread until the cool-down is over
+            if error is BLOCKED:
+                if self._refusal(url, sent):
+                    continue  # a block of every request: the limiter holds every thread until the cool-down is over
+                if blocks_seen != self.blocks:  # a block came since: the earlier refusals were part of it
+                    refusals, blocks_seen = 0, self.blocks
+                if refusals >= self.retries:
+                    raise Unavailable("refused by the Met's bot protection (HTTP 403)", url, 403)
+                self.wait(refusals)
+                refusals += 1
+                continue
             if attempt >= self.retries:
                 raise Unavailable(f"failed after {self.retries + 1} tries ({error})", url)
             self.wait(attempt, wait)
             attempt += 1
 
-    def _succeeded(self) -> None:
-        if self._blocked_since is not None:
-            with self._block_lock:
-                self._blocked_since, self._next_cooldown = None, self.cooldown
-
-    def _blocked(self, url: str) -> None:
-        """Meet a bot-protection block: pause everyone and halve the rate (once per block), or give up."""
+    def _succeeded(self, sent: float) -> None:
+        """An answer to a request sent at ``sent``: one sent after a block began means the block has lifted, and the
+        URLs refused before it was sent were refused for themselves."""
         with self._block_lock:
+            if self._blocked_since is not None and sent > self._blocked_since:
+                self._blocked_since, self._next_cooldown, self._run = None, self.cooldown, 0
+            self._refused = {u: t for u, t in self._refused.items() if t > sent}
+            self._run += 1
+            if self._run % RECOVER_AFTER == 0:
+                self.limiter.recover(self.rate)
+
+    def _refusal(self, url: str, sent: float) -> bool:
+        """Imperva's page for ``url``: True when a block of every request is in force (waited out), after this
+        refusal made it one or it came during the pause; False while it may be this URL's alone. Raises MetBlocked
+        when a block has lasted ``give_up_after``."""
+        with self._block_lock:
+            if self.limiter.in_pause():
+                return True
+            self._refused[url] = sent
+            if len(self._refused) < BLOCK_EVIDENCE:
+                return False
+            self._refused = {}
             now = time.monotonic()
             if self._blocked_since is None:
                 self._blocked_since = now
@@ -186,7 +227,8 @@ class MetClient:
                     "kept: run the same command again later to go on, or with a lower --rate")
             if self.limiter.back_off(self._next_cooldown, MIN_RATE):
                 self.blocks += 1
-                self._next_cooldown = min(2 * self._next_cooldown, MAX_COOLDOWN)
+                self._next_cooldown, self._run = min(2 * self._next_cooldown, MAX_COOLDOWN), 0
+            return True
 
     def _attempt(self, url: str, headers: dict | None, stream: bool):
         """(response, None, None) on success, or (None, what went wrong, seconds the server asked us to wait)."""
@@ -198,12 +240,11 @@ class MetClient:
             return None, "connection error", None
         except requests.RequestException as exc:  # a malformed URL and the like: retrying cannot help
             raise Unavailable(f"bad request ({type(exc).__name__})", url) from None
+        if (resp.status_code == 403 or (resp.status_code == 200 and not stream)) and bot_block(resp):
+            resp.close()  # (a streamed 200 is the CSV from GitHub, which Imperva does not guard)
+            return None, BLOCKED, None
         if resp.status_code < 400:
             return resp, None, None
-        if bot_block(resp):
-            resp.close()
-            self._blocked(url)
-            return None, BLOCKED, None
         resp.close()
         if resp.status_code == 404:
             raise Unavailable("no record/image (404)", url, 404)

@@ -78,7 +78,8 @@ def fetch_image(client: MetClient, object_id: str, target: Path, *, max_side: in
                 original: bool = False) -> str:
     """Make ``target`` a good image of the object: 'present' if it already was, else 'downloaded'.
 
-    Raises Unavailable (no record, no image, failed after retries, never decodes) or Stopped.
+    Raises Unavailable (no record, no image, failed after retries, never decodes), Stopped, or MetBlocked (the
+    Met's bot protection refused everything for too long).
     """
     if decodes(target):
         return "present"
