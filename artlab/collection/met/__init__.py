@@ -24,9 +24,11 @@ What it does, in order (each step is a small function, usable on its own: ``obje
    starting with ``#`` are ignored); ``limit`` then caps each class (the first by Object ID) for a trial build.
 6. ``download_images``: a thread pool; every request goes through one ``MetClient`` (a global rate limit, at most
    the Met's published 80 requests/second; retries with exponential back-off on timeouts, connection errors, 5xx and
-   429, honouring Retry-After; 404 is final). An image already on disk that decodes is not fetched again, so an
-   interrupted build resumes where it stopped. Each image is checked with ``load_image``, shrunk to ``max_side`` and
-   written atomically as ``images/<objectID>.jpg``; one that never decodes is dropped and reported.
+   429, honouring Retry-After; 404 is final; Imperva's bot-protection page waited out with a cool-down, the rate
+   halved, stopping the build after ``give_up_after`` seconds of it: see client.py). An image already on disk that
+   decodes is not fetched again, so an interrupted build resumes where it stopped. Each image is checked with
+   ``load_image``, shrunk to ``max_side`` and written atomically as ``images/<objectID>.jpg``; one that never
+   decodes is dropped and reported.
 7. ``manifest.csv`` and ``report.json`` (artlab.collection's contract, plus ``culture``, ``object_id``, ``url``,
    ``department``, ``object_name``, ``medium``, ``culture_rule``) and ``failures.csv`` (one row an image that
    could not be had, and why), all written atomically at the end.
