@@ -1,5 +1,6 @@
-"""A real Adobe RGB (1998) ICC v2 display profile, written byte by byte (Pillow's ImageCms can only create sRGB,
-LAB and XYZ): the published primaries adapted to D50, gamma 563/256, as in Adobe's own AdobeRGB1998.icc."""
+"""ICC v2 profiles written byte by byte (Pillow's ImageCms can only create sRGB, LAB and XYZ): a real Adobe RGB
+(1998) display profile (the published primaries adapted to D50, gamma 563/256, as in Adobe's own AdobeRGB1998.icc),
+and CMYK printer profiles whose ink corners are chosen by the test."""
 
 from __future__ import annotations
 
@@ -42,6 +43,40 @@ def adobe_rgb_profile() -> bytes:
         body += data
     size = offset + len(body)
     header = (struct.pack(">I", size) + b"none" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"APPL" + b"\0" * 4 + b"none" + b"\0" * 4
+              + b"\0" * 8 + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"none"
+              + b"\0" * 16 + b"\0" * 28)
+    assert len(header) == 128
+    return header + table + body
+
+
+def _lut8_cmyk_to_lab(corner_rgb) -> bytes:
+    """An ICC v2 lut8Type (mft1) from CMYK to Lab: identity curves, a 2-point grid whose 16 corners hold the Lab of
+    ``corner_rgb(c, m, y, k)`` (sRGB, each 0 or 1), computed by littleCMS itself."""
+    from PIL import Image, ImageCms
+    corners = [(c, m, y, k) for c in (0, 1) for m in (0, 1) for y in (0, 1) for k in (0, 1)]  # first input slowest
+    rgb = Image.frombytes("RGB", (len(corners), 1),
+                          bytes(round(255 * v) for corner in corners for v in corner_rgb(*corner)))
+    lab = ImageCms.applyTransform(rgb, ImageCms.buildTransform(ImageCms.createProfile("sRGB"),
+                                                               ImageCms.createProfile("LAB"), "RGB", "LAB"))
+    clut = lab.tobytes()  # Pillow's LAB is lut8's encoding: L 0-255, a and b offset by 128
+    identity = bytes(range(256))
+    matrix = b"".join(_s15(1.0 if i % 4 == 0 else 0.0) for i in range(9))
+    return b"mft1" + b"\0" * 4 + bytes([4, 3, 2, 0]) + matrix + identity * 4 + clut + identity * 3
+
+
+def cmyk_profile(corner_rgb) -> bytes:
+    """A CMYK output (printer) profile whose ink corners look like ``corner_rgb`` in sRGB (an A2B0 table, PCS Lab)."""
+    tags = [(b"desc", _desc("artlab CMYK test profile")), (b"cprt", _text("public domain test data")),
+            (b"wtpt", _xyz(0.96420, 1.0, 0.82491)), (b"A2B0", _lut8_cmyk_to_lab(corner_rgb))]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I", size) + b"none" + struct.pack(">I", 0x02100000) + b"prtrCMYKLab "
               + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"APPL" + b"\0" * 4 + b"none" + b"\0" * 4
               + b"\0" * 8 + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"none"
               + b"\0" * 16 + b"\0" * 28)

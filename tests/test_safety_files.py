@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _icc import adobe_rgb_profile
+from _icc import adobe_rgb_profile, cmyk_profile
 from artlab.cli import main
 from artlab.collection.contract import read_manifest
 from artlab.collection.csvread import read_table
@@ -84,6 +84,24 @@ def test_adobe_rgb_scan_is_converted_to_srgb():
                                      ImageCms.createProfile("sRGB")).getpixel((0, 0))
     assert got == want and abs(got[0] - 200) >= 20  # Adobe RGB's red is redder than sRGB's
     assert load_image(png_with_profile((200, 100, 50), "JPEG"), name="scan.jpg").getpixel((5, 5))[0] >= 220
+
+
+def test_a_cmyk_scan_is_converted_through_its_own_profile():
+    """A CMYK JPEG (print scans, museum TIFF exports) with an embedded printer profile takes the profile's colours,
+    not the naive 255 - ink formula: under a profile whose cyan ink looks yellow, a cyan pixel comes out yellow."""
+    swapped = cmyk_profile(lambda c, m, y, k: ((1 - y) * (1 - k), (1 - m) * (1 - k), (1 - c) * (1 - k)))
+    plain = cmyk_profile(lambda c, m, y, k: ((1 - c) * (1 - k), (1 - m) * (1 - k), (1 - y) * (1 - k)))
+
+    def scan(ink, profile) -> bytes:
+        buf = io.BytesIO()
+        Image.new("CMYK", (16, 16), ink).save(buf, format="JPEG", icc_profile=profile, quality=100)
+        return buf.getvalue()
+
+    near = lambda got, want: max(abs(a - b) for a, b in zip(got, want)) <= 8  # noqa: E731 (JPEG and LUT rounding)
+    assert near(load_image(scan((255, 0, 0, 0), swapped), name="c.jpg").getpixel((3, 3)), (255, 255, 0))
+    assert near(load_image(scan((255, 0, 0, 0), plain), name="c.jpg").getpixel((3, 3)), (0, 255, 255))
+    assert near(load_image(scan((0, 0, 0, 0), swapped), name="c.jpg").getpixel((3, 3)), (255, 255, 255))
+    assert near(load_image(scan((0, 0, 0, 255), swapped), name="c.jpg").getpixel((3, 3)), (0, 0, 0))
 
 
 def test_cmyk_and_broken_profiles_still_load():
