@@ -59,7 +59,8 @@ def _lut8_cmyk_to_lab(corner_rgb) -> bytes:
                           bytes(round(255 * v) for corner in corners for v in corner_rgb(*corner)))
     lab = ImageCms.applyTransform(rgb, ImageCms.buildTransform(ImageCms.createProfile("sRGB"),
                                                                ImageCms.createProfile("LAB"), "RGB", "LAB"))
-    clut = lab.tobytes()  # Pillow's LAB is lut8's encoding: L 0-255, a and b offset by 128
+    raw = lab.tobytes()  # L 0-255, a and b as signed bytes; lut8 wants them offset by 128
+    clut = bytes(v if i % 3 == 0 else v ^ 0x80 for i, v in enumerate(raw))
     identity = bytes(range(256))
     matrix = b"".join(_s15(1.0 if i % 4 == 0 else 0.0) for i in range(9))
     return b"mft1" + b"\0" * 4 + bytes([4, 3, 2, 0]) + matrix + identity * 4 + clut + identity * 3
