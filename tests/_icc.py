@@ -29,12 +29,8 @@ def _text(text: str) -> bytes:
     return b"text" + b"\0" * 4 + text.encode("ascii") + b"\0"
 
 
-def adobe_rgb_profile() -> bytes:
-    tags = [(b"desc", _desc("Adobe RGB (1998) test profile")), (b"cprt", _text("public domain test data")),
-            (b"wtpt", _xyz(0.96420, 1.0, 0.82491)),
-            (b"rXYZ", _xyz(0.60974, 0.31111, 0.01947)), (b"gXYZ", _xyz(0.20528, 0.62567, 0.06087)),
-            (b"bXYZ", _xyz(0.14919, 0.06322, 0.74457)),
-            (b"rTRC", _curve(563)), (b"gTRC", _curve(563)), (b"bTRC", _curve(563))]
+def _profile(kind: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """An ICC v2 profile: the 128-byte header (``kind``: device class, colour space and PCS), the tag table, the tags."""
     offset = 128 + 4 + 12 * len(tags)
     table, body = struct.pack(">I", len(tags)), b""
     for sig, data in tags:
@@ -42,12 +38,21 @@ def adobe_rgb_profile() -> bytes:
         table += sig + struct.pack(">II", offset + len(body), len(data))
         body += data
     size = offset + len(body)
-    header = (struct.pack(">I", size) + b"none" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+    header = (struct.pack(">I", size) + b"none" + struct.pack(">I", 0x02100000) + kind
               + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"APPL" + b"\0" * 4 + b"none" + b"\0" * 4
               + b"\0" * 8 + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"none"
               + b"\0" * 16 + b"\0" * 28)
     assert len(header) == 128
     return header + table + body
+
+
+def adobe_rgb_profile() -> bytes:
+    tags = [(b"desc", _desc("Adobe RGB (1998) test profile")), (b"cprt", _text("public domain test data")),
+            (b"wtpt", _xyz(0.96420, 1.0, 0.82491)),
+            (b"rXYZ", _xyz(0.60974, 0.31111, 0.01947)), (b"gXYZ", _xyz(0.20528, 0.62567, 0.06087)),
+            (b"bXYZ", _xyz(0.14919, 0.06322, 0.74457)),
+            (b"rTRC", _curve(563)), (b"gTRC", _curve(563)), (b"bTRC", _curve(563))]
+    return _profile(b"mntrRGB XYZ ", tags)
 
 
 def _lut8_cmyk_to_lab(corner_rgb) -> bytes:
@@ -70,16 +75,4 @@ def cmyk_profile(corner_rgb) -> bytes:
     """A CMYK output (printer) profile whose ink corners look like ``corner_rgb`` in sRGB (an A2B0 table, PCS Lab)."""
     tags = [(b"desc", _desc("artlab CMYK test profile")), (b"cprt", _text("public domain test data")),
             (b"wtpt", _xyz(0.96420, 1.0, 0.82491)), (b"A2B0", _lut8_cmyk_to_lab(corner_rgb))]
-    offset = 128 + 4 + 12 * len(tags)
-    table, body = struct.pack(">I", len(tags)), b""
-    for sig, data in tags:
-        data += b"\0" * (-len(data) % 4)
-        table += sig + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    size = offset + len(body)
-    header = (struct.pack(">I", size) + b"none" + struct.pack(">I", 0x02100000) + b"prtrCMYKLab "
-              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"APPL" + b"\0" * 4 + b"none" + b"\0" * 4
-              + b"\0" * 8 + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"none"
-              + b"\0" * 16 + b"\0" * 28)
-    assert len(header) == 128
-    return header + table + body
+    return _profile(b"prtrCMYKLab ", tags)
