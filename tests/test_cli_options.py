@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from artlab.cli.commands import build_parser
-from artlab.cli.train_options import config_from_args, flag
+from artlab.cli.train_options import CHOICE_FIELDS, _choices, config_from_args, flag
 from artlab.errors import ArtlabError
 from artlab.train.config import TrainConfig
 
@@ -61,6 +61,11 @@ def test_the_options_the_papers_leave_open_take_their_choices_only():
     for option in ("--knn-metric", "--embedding-layer"):
         with pytest.raises(SystemExit):  # argparse's own "invalid choice" line
             parse(option, "manhattan")
+
+
+def test_the_options_named_as_choices_are_the_ones_the_registries_give_choices_for():
+    """CHOICE_FIELDS is spelled out so that the parser is built without torch; it must name what _choices reads."""
+    assert sorted(CHOICE_FIELDS) == sorted(_choices())
 
 
 @pytest.mark.parametrize("name", sorted(OTHER))

@@ -19,10 +19,6 @@ METHOD_WORDS = {
 HEAD_WORDS = {"linear": "a single layer", "mlp3": "three layers"}
 
 
-def pct(x) -> str:
-    return f"{100 * float(x):.0f}%"
-
-
 def card_paragraphs(card: dict) -> list[str]:
     """The "About this model" paragraphs, in order, as Markdown; the weights' provenance is ``weights_caption``."""
     task, backbone, m = card["task"], card["backbone"], card.get("metrics", {})
@@ -44,7 +40,7 @@ def card_paragraphs(card: dict) -> list[str]:
     if m:
         ft, kn = m["finetuned"], m["knn"]
         said.append(f"**How often it is right** on the {ft.get('n', sizes.get('test', '?'))} test paintings: "
-                    f"fine-tuned model {pct(ft['accuracy'])}, simple baseline {pct(kn['accuracy'])} "
+                    f"fine-tuned model {float(ft['accuracy']):.0%}, simple baseline {float(kn['accuracy']):.0%} "
                     f"(the baseline gives the majority {md(label)} among the {kn.get('k', '?')} most similar "
                     "training paintings).")
     return said

@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--min-per-class", type=int, default=100)
     met.add_argument("--exclusions", default=None, help="CSV of object_id[,reason] to leave out")
     met.add_argument("--workers", type=int, default=8)
-    met.add_argument("--rate", type=float, default=80.0, help="requests per second (the Met publishes 80; when its bot protection answers 403, every "
+    met.add_argument("--rate", type=float, default=80.0,
+                     help="requests per second (the Met publishes 80; when its bot protection answers 403, every "
                           "download pauses and the rate halves)")
     met.add_argument("--limit", type=int, default=None, help="at most this many objects (a trial run)")
     met.add_argument("--extra-merges", action="store_true",

@@ -32,7 +32,6 @@ UNLABELLED = "_unlabelled"
 _VERIFY_SIDE = 64
 
 
-
 @dataclass(frozen=True)
 class Item:
     """One image file to bring in, with its class and what the user told us about it."""

@@ -19,7 +19,6 @@ from artlab.collection.met.client import MetClient, Unavailable
 from artlab.progress import Progress
 
 
-
 # --- images ------------------------------------------------------------------------------------------------------
 
 def image_url(record: dict, original: bool = False) -> str:
@@ -121,6 +120,7 @@ def download_images(df: pd.DataFrame, folder: Path, client: MetClient, *, worker
             except Unavailable as exc:
                 failures[futures[future]] = exc
             progress.advance(1)
+        progress.done()
     except BaseException:
         client.stop.set()  # workers stop at their next request or back-off; files in flight finish or vanish
         raise
