@@ -1,20 +1,28 @@
 """WikiArt from a hub laid out as huggingface.co lays out huggan/wikiart, served by tests/standins/hub.py.
 
-The stand-in is checked first with huggingface_hub's own client; then artlab's CLI and builder run against it with
-HF_ENDPOINT pointing at it: plan, build, resume, and each failure a user can meet as one line.
+The stand-in is checked first with huggingface_hub's own client; then artlab's CLI and builder, which reach the hub
+through that client, run against it with HF_ENDPOINT pointing at it: plan, build, resume, the Hugging Face cache
+shared, and each failure a user can meet as one line. huggingface_hub reads its environment (HF_HOME, HF_HUB_CACHE,
+the token file, HF_HUB_OFFLINE) once, when it is imported: in this process the fixture sets its constants, as the
+client's own tests do; one test runs the CLI in a fresh process with the environment variables themselves.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from artlab import cli
-from artlab.collection import http
 from artlab.collection.contract import read_manifest
 from artlab.collection.wikiart import hub as hub_client
 from artlab.errors import DownloadError
@@ -34,12 +42,32 @@ def files() -> dict[str, bytes]:
 
 
 @pytest.fixture()
-def standin(files, monkeypatch, tmp_path):
-    monkeypatch.setattr(http, "RETRY_WAIT_S", 0.0)
+def sleeps(monkeypatch) -> list[float]:
+    """The client's waits between tries, recorded instead of slept."""
+    import huggingface_hub.file_download
+    import huggingface_hub.utils._http
+    waits: list[float] = []
+    for module in (huggingface_hub.file_download, huggingface_hub.utils._http):
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(sleep=waits.append))
+    return waits
+
+
+@pytest.fixture()
+def hf_home(monkeypatch, tmp_path) -> Path:
+    """A fresh HF_HOME for the client: its cache (hub/) and token file, no token unless a test writes one."""
+    from huggingface_hub import constants
+    home = tmp_path / "hf-home"
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("ARTLAB_HF_ENDPOINT", raising=False)
-    monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no token file unless a test writes one
+    for name, value in (("HF_HOME", home), ("HF_HUB_CACHE", home / "hub"), ("HF_TOKEN_PATH", home / "token"),
+                        ("HF_HUB_OFFLINE", False)):
+        monkeypatch.setattr(constants, name, value if isinstance(value, bool) else str(value))
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    return home
+
+
+@pytest.fixture()
+def standin(files, monkeypatch, hf_home, sleeps):
     with Standin([Repo(REPO, files, SHA)]) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         yield server
@@ -148,35 +176,120 @@ def test_plan_for_the_real_defaults_prints_rows_sample_bytes_and_cache(standin, 
     assert not (out / "manifest.csv").exists()
 
 
-def test_an_interrupted_download_resumes_where_it_stopped(standin, files, tmp_path, monkeypatch):
-    monkeypatch.setattr(http, "CHUNK", 512)
-    plan_wikiart(tmp_path / "c", per_class=20)
-    for k in range(5):
-        standin.cut[shard_sha(files, k)] = 1  # the next transfer of each shard stops half-way
-    build_wikiart(tmp_path / "c", per_class=20, max_side=64)
-    assert len(read_manifest(tmp_path / "c")) == 80
-    resumed = []
-    gets = [(p.rsplit("/", 1)[1].split("?")[0], r) for _, m, p, r in cdn_requests(standin) if m == "GET"]
+def resumed_blobs(standin) -> set[str]:
+    """The files of which a ranged GET continued an earlier one past its start (same end, later start)."""
+    gets = [(p.rsplit("/", 1)[1].split("?")[0], r) for _, m, p, r in cdn_requests(standin) if m == "GET" and r]
+    resumed = set()
     for i, (blob, rng) in enumerate(gets):
         first, last = rng.removeprefix("bytes=").split("-")
         earlier = [g for g in gets[:i] if g[0] == blob and g[1].endswith(f"-{last}")]
         if earlier and int(earlier[-1][1].removeprefix("bytes=").split("-")[0]) < int(first):
-            resumed.append(blob)
-    assert len(set(resumed)) == 5, "every cut transfer resumed past the bytes it had"
+            resumed.add(blob)
+    return resumed
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(standin, files, tmp_path, monkeypatch, sleeps):
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 512)  # what a cut loses: the client's chunk in hand
+    plan_wikiart(tmp_path / "c", per_class=20)
+    for k in range(5):
+        standin.cut[shard_sha(files, k)] = 1  # the next transfer of each shard stops half-way
+    counts: list[tuple[int, int]] = []
+    build_wikiart(tmp_path / "c", per_class=20, max_side=64, download_progress=lambda *a: counts.append(a))
+    assert len(read_manifest(tmp_path / "c")) == 80
+    assert counts[-1][0] == counts[-1][1] > 0, "the byte counter ends at the bytes planned, cuts and all"
+    assert resumed_blobs(standin) == {shard_sha(files, k) for k in range(5)}, "every cut transfer resumed"
     assert not list((tmp_path / "c" / ".cache").rglob("*.part"))
 
 
-def test_a_shard_failing_its_checksum_is_fetched_again_and_never_kept(standin, files, tmp_path):
+def test_a_part_left_by_an_earlier_run_is_continued(standin, files, tmp_path):
+    plan_wikiart(tmp_path / "c", per_class=20)
+    folder = next((tmp_path / "c" / ".cache").rglob("train-00002-of-00005.parquet.footer")).parent
+    shard = files["data/train-00002-of-00005.parquet"]
+    import io
+    import pyarrow.parquet as pq
+    md = pq.read_metadata(io.BytesIO(shard))
+    group = md.row_group(0)
+    start = min(group.column(c).dictionary_page_offset or group.column(c).data_page_offset
+                for c in range(md.num_columns))
+    stop = max((group.column(c).dictionary_page_offset or group.column(c).data_page_offset) +
+               group.column(c).total_compressed_size for c in range(md.num_columns))
+    (folder / "train-00002-of-00005.parquet.rg0000.part").write_bytes(shard[start:start + 100])  # a cut transfer
+    standin.log.clear()
+    build_wikiart(tmp_path / "c", per_class=20, max_side=64)
+    ranges = [r for _, m, p, r in cdn_requests(standin) if m == "GET" and shard_sha(files, 2) in p]
+    assert f"bytes={start + 100}-{stop - 1}" in ranges and f"bytes={start}-{stop - 1}" not in ranges
+    assert (folder / "train-00002-of-00005.parquet.rg0000").read_bytes() == shard[start:stop]
+
+
+def hf_cached(name: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+    found = try_to_load_from_cache(REPO, name, revision=SHA, repo_type="dataset")
+    return found if isinstance(found, str) else None
+
+
+def test_a_shard_failing_its_checksum_is_fetched_again_and_never_kept(standin, files, tmp_path, hf_home):
     everything = [g for g in GENRE_NAMES if g != "Unknown Genre"]
     standin.corrupt[shard_sha(files, 0)] = 1
     build_wikiart(tmp_path / "a", genres=everything, per_class=60, max_side=64)  # every row: whole shards
-    cached = next((tmp_path / "a" / ".cache").rglob("train-00000-of-00005.parquet"))
-    assert hashlib.sha256(cached.read_bytes()).hexdigest() == shard_sha(files, 0)
+    cached = hf_cached("data/train-00000-of-00005.parquet")
+    assert cached and str(hf_home / "hub") in cached, "whole shards are in the Hugging Face cache"
+    assert hashlib.sha256(Path(cached).read_bytes()).hexdigest() == shard_sha(files, 0)
+    assert not list((tmp_path / "a" / ".cache").rglob("*.rg*")), "no row group fetched apart"
+    from huggingface_hub import hf_hub_download
+    before = len(standin.log)
+    assert hf_hub_download(REPO, "data/train-00003-of-00005.parquet", repo_type="dataset", revision=SHA,
+                           endpoint=standin.url) == hf_cached("data/train-00003-of-00005.parquet")
+    assert len(standin.log) == before, "what artlab fetched serves huggingface_hub"
     standin.corrupt[shard_sha(files, 1)] = 2
+    hf_cache = hf_home / "hub" / "datasets--huggan--wikiart"
+    shutil.rmtree(hf_cache)
     with pytest.raises(DownloadError, match=r"^train-00001-of-00005.parquet failed its checksum twice"):
         build_wikiart(tmp_path / "b", genres=everything, per_class=60, max_side=64)
-    assert not [p for p in (tmp_path / "b" / ".cache").rglob("train-00001-of-00005.parquet*")
-                if not p.name.endswith((".footer", ".labels.parquet"))]
+    assert hf_cached("data/train-00001-of-00005.parquet") is None
+    assert not (hf_cache / "blobs" / shard_sha(files, 1)).exists()
+
+
+def populate_hf_cache(cache: Path, files: dict[str, bytes]) -> None:
+    """The layout huggingface_hub writes: blobs/<sha256>, snapshots/<commit>/<path> -> ../../blobs/..., refs/main."""
+    repo = cache / "datasets--huggan--wikiart"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(SHA)
+    for name, data in files.items():
+        if not name.endswith(".parquet"):
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        (repo / "blobs" / sha).write_bytes(data)
+        link = repo / "snapshots" / SHA / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(repo / "blobs" / sha, link.parent))
+
+
+def test_shards_already_in_the_hf_cache_are_not_fetched_again(standin, files, tmp_path):
+    cache = tmp_path / "elsewhere" / "hf-cache"
+    populate_hf_cache(cache, files)
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_ENDPOINT": standin.url,
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "D"
+    run = subprocess.run([sys.executable, "-m", "artlab.cli", "data", "wikiart", "--per-class", "20", "--out", str(out),
+                          "--max-side", "64"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert standin.cdn_bytes() == 0 and not cdn_requests(standin), "nothing was fetched"
+    assert len(read_manifest(out)) == 80 and set(read_manifest(out)["revision"]) == {SHA}
+    assert not list((out / ".cache").rglob("*.footer")), "footers and labels were read from the cached shards"
+    assert "5 whole shard(s) in the Hugging Face cache" in run.stdout
+
+
+def test_hf_hub_offline_builds_from_the_cache_or_says_what_is_missing(standin, files, tmp_path, hf_home, capsys,
+                                                                       monkeypatch):
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    err = one_error_line(capsys, ["data", "wikiart", "--out", str(tmp_path / "a"), "--plan"])
+    assert "HF_HUB_OFFLINE is set" in err and "not in the Hugging Face cache" in err
+    populate_hf_cache(hf_home / "hub", files)
+    build_wikiart(tmp_path / "b", per_class=20, max_side=64)
+    assert len(read_manifest(tmp_path / "b")) == 80 and not standin.log, "offline: no request at all"
 
 
 def one_error_line(capsys, argv) -> str:
@@ -186,19 +299,25 @@ def one_error_line(capsys, argv) -> str:
     return err
 
 
-def test_rate_limit_is_retried_then_one_line(standin, tmp_path, capsys):
-    standin.throttle, standin.retry_after = 2, 0
+def test_rate_limit_is_retried_then_one_line(standin, tmp_path, capsys, sleeps):
+    standin.throttle, standin.reset = {"resolvers": 2}, 0
     assert plan_wikiart(tmp_path / "a", per_class=3)
-    standin.throttle, standin.retry_after = 10 ** 6, 3600
+    assert sleeps == [1, 1], "the client waited twice as the hub asked (its reset + 1 s) and read on"
+    standin.throttle, standin.reset = {"api": 1}, 3600
     err = one_error_line(capsys, ["data", "wikiart", "--out", str(tmp_path / "b"), "--plan"])
     assert "rate-limiting requests (HTTP 429); it asks to wait 3600 s: wait and run again" in err
+    standin.throttle = {"resolvers": 10 ** 6}
+    sleeps.clear()
+    err = one_error_line(capsys, ["data", "wikiart", "--out", str(tmp_path / "c"), "--plan"])
+    assert "rate-limiting requests (HTTP 429); it asks to wait 3600 s: wait and run again" in err
+    assert sleeps == [3601] * 5, "the client's own tries, each after the wait asked for"
 
 
 def test_a_gated_dataset_asks_for_a_token_and_takes_the_login_file(standin, tmp_path, capsys, monkeypatch):
     standin.gated, standin.token = True, "hf_standin_token"
     err = one_error_line(capsys, ["data", "wikiart", "--out", str(tmp_path / "a"), "--plan"])
     assert "HTTP 401" in err and "gated" in err and "HF_TOKEN" in err and "hf auth login" in err
-    (tmp_path / "hf-home").mkdir()
+    (tmp_path / "hf-home").mkdir(exist_ok=True)
     (tmp_path / "hf-home" / "token").write_text("hf_standin_token\n")  # where `hf auth login` writes it
     standin.log.clear()
     build_wikiart(tmp_path / "b", per_class=3, max_side=64)
@@ -209,10 +328,11 @@ def test_a_gated_dataset_asks_for_a_token_and_takes_the_login_file(standin, tmp_
 def test_a_full_disk_is_one_line_and_keeps_nothing_half_named(standin, files, tmp_path):
     client = hub_client.Hub()
     name = "data/train-00000-of-00005.parquet"
+    remote = hub_client.RemoteFile(REPO, SHA, name, len(files[name]), shard_sha(files, 0))
     target = tmp_path / "shard.parquet"
     (tmp_path / "shard.parquet.part").symlink_to("/dev/full")  # writes there fail with ENOSPC, as on a full disk
     with pytest.raises(DownloadError, match=r"^disk full writing .*shard.parquet.part: free space there"):
-        client.fetch(client.resolve_url(REPO, SHA, name), target, 0, len(files[name]))
+        client.fetch_range(remote, target, 0, len(files[name]))
     assert not target.exists()
 
 

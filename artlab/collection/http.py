@@ -1,8 +1,7 @@
-"""One resumable HTTP download for every builder: a file (or one byte range of a file) arrives through
-``<name>.part``, continued with a Range request after a dropped connection, checked against the offset the server
-resumed at, and moved onto its name only when whole. The callers bring their own GET (the hub's session with its CDN
-redirect, the Met's rate-limited client) and retry policy; ``retrying`` is the plain one (exponential waits, a
-server's short Retry-After honoured, a second refusal to connect said at once). A full disk is one line."""
+"""One resumable HTTP download: a file arrives through ``<name>.part``, continued with a Range request after a dropped
+connection, checked against the offset the server resumed at, and moved onto its name only when whole. The caller
+brings its own GET and retry policy (the Met's rate-limited client). A full disk is one line (``writing``, also what
+the hub's byte ranges are written through: the hub itself is spoken to by huggingface_hub, wikiart/hub.py)."""
 
 from __future__ import annotations
 
@@ -10,54 +9,19 @@ import errno
 import hashlib
 import os
 import re
-import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable
 
 from artlab.errors import DownloadError
 
-#: Retries of a download, and the first wait between them (doubled each time; tests set it to 0).
-RETRIES = 4
-RETRY_WAIT_S = 1.0
-#: The longest Retry-After a retry sleeps through; a longer one ends the tries at once with the server's line.
-MAX_RETRY_AFTER_S = 60.0
 CHUNK = 1 << 16  # what a dropped connection can lose (urllib3 drops a partly read chunk)
 
-T = TypeVar("T")
 #: Called with the size of each chunk written.
 ByteProgress = Callable[[int], None]
 
 
 class Transient(Exception):
-    """A failure worth retrying: a dropped connection, a timeout, a 5xx or 429 answer, a short body, a wrong offset.
-
-    ``wait``: the seconds the server asked for (Retry-After); ``offline``: the host could not be reached at all.
-    """
-
-    def __init__(self, text: str, *, wait: float | None = None, offline: bool = False):
-        super().__init__(text)
-        self.wait, self.offline = wait, offline
-
-
-def retrying(what: str, step: Callable[[], T]) -> T:
-    """``step()`` until it does not raise Transient, at most RETRIES more times; then one DownloadError line."""
-    last: Transient | None = None
-    for attempt in range(RETRIES + 1):
-        if last is not None:
-            if last.wait is not None and last.wait > MAX_RETRY_AFTER_S:
-                raise DownloadError(_final_line(last)) from None
-            time.sleep(last.wait if last.wait is not None else RETRY_WAIT_S * 2 ** (attempt - 1))
-        try:
-            return step()
-        except Transient as exc:
-            last = exc
-            if exc.offline and attempt >= 1:  # refused twice: no network, say so now
-                raise DownloadError(_final_line(exc)) from None
-    raise DownloadError(f"could not {what} after {RETRIES + 1} tries ({last}); run again to resume")
-
-
-def _final_line(exc: Transient) -> str:
-    return str(exc) if "run again" in str(exc) else f"{exc}; run again to resume"
+    """A failure worth retrying: a dropped connection, a short body, a wrong offset."""
 
 
 def part_file(target: Path) -> Path:
@@ -70,19 +34,18 @@ def resume_headers(part: Path, headers: dict | None = None) -> tuple[int, dict]:
     return have, dict(headers or {}, **({"Range": f"bytes={have}-"} if have else {}))
 
 
-def append(response, part: Path, have: int, url: str, progress: ByteProgress | None = None, *,
-           offset: int = 0) -> None:
-    """Continue ``part`` (``have`` bytes long) with the answer to a request for the bytes from ``offset + have``
-    (the part holds a file's bytes from ``offset``); raises Transient when the answer ends short or cannot continue
-    the part (which is then removed, so the next try starts afresh)."""
+def append(response, part: Path, have: int, url: str, progress: ByteProgress | None = None) -> None:
+    """Continue ``part`` (``have`` bytes long) with the answer to a request for the bytes from ``have``; raises
+    Transient when the answer ends short or cannot continue the part (which is then removed, so the next try starts
+    afresh)."""
     if response.status_code == 416:  # nothing left to send: the part is whole, or stale
-        if have and not offset and content_range_total(response) == have:
+        if have and content_range_total(response) == have:
             return
         part.unlink(missing_ok=True)
         raise Transient(f"the server refused to resume {url}; starting again")
-    if response.status_code == 200 and not offset:
+    if response.status_code == 200:
         have = 0  # the server ignored the range: start again
-    elif not response.headers.get("Content-Range", "").startswith(f"bytes {offset + have}-"):
+    elif not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
         part.unlink(missing_ok=True)
         raise Transient(f"the server resumed {url} at the wrong offset; starting again")
     length = response.headers.get("Content-Length")
@@ -140,6 +103,15 @@ class writing:
             self.f.write(data)
         except OSError as exc:
             raise _disk_error(exc, self.path) from None
+
+    def seek(self, *args) -> int:
+        return self.f.seek(*args)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def truncate(self, *args) -> int:
+        return self.f.truncate(*args)
 
     def __exit__(self, exc_type, *exc):
         if exc_type is not None:

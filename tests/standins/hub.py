@@ -1,10 +1,11 @@
-"""A local Hugging Face hub: the endpoints huggingface_hub and artlab call, answering as huggingface.co does.
+"""A local Hugging Face hub: the endpoints huggingface_hub calls, answering as huggingface.co does.
 
 Two servers, two host names, as on the real hub: the hub itself (``http://127.0.0.1:P``) and the CDN its ``resolve``
-URLs redirect large (LFS) files to (``http://localhost:Q``). Implemented from huggingface_hub's own client
+URLs redirect large (LFS) files to (``http://localhost:Q``). Implemented from huggingface_hub 2.4.0's own client
 (hf_api.py ``dataset_info`` / ``list_repo_tree`` / ``get_paths_info``, file_download.py ``get_hf_file_metadata`` /
-``hf_hub_download``, utils/_pagination.py, utils/_http.py ``hf_raise_for_status``) and checked by running that client
-against it (tests/test_hub.py):
+``hf_hub_download`` / ``http_get``, utils/_pagination.py, utils/_http.py ``hf_raise_for_status`` /
+``parse_ratelimit_headers``), the hub's documentation (rate limits) and checked by running that client against it
+(tests/test_hub.py):
 
 - ``GET /api/datasets/{repo}`` and ``/api/datasets/{repo}/revision/{rev}``: the repository with ``sha``, ``siblings``.
 - ``GET /api/datasets/{repo}/tree/{rev}/{path}``: entries ``{type, oid, size, path, lfs: {oid, size, pointerSize}}``,
@@ -12,16 +13,22 @@ against it (tests/test_hub.py):
 - ``POST /api/datasets/{repo}/paths-info/{rev}``: form fields ``paths`` (repeated) and ``expand``.
 - ``HEAD|GET /datasets/{repo}/resolve/{rev}/{path}``: an LFS file answers 302 with ``Location`` on the CDN,
   ``X-Repo-Commit``, ``X-Linked-Etag`` (the sha256), ``X-Linked-Size``, ``ETag`` (the pointer's git oid); a small
-  file answers 200 itself.
+  file answers 200 itself. The files are plain LFS, as in a repository the hub has not moved to Xet storage: a Xet
+  file's answer would add ``X-Xet-Hash``, ``X-Xet-Refresh-Route`` and a ``Link: <...>; rel="xet-auth"`` (and its tree
+  entry a ``xetHash``), from which the client downloads through ``hf_xet``; without them it downloads by plain HTTP,
+  and a ranged GET of ``resolve`` follows the redirect for both kinds.
 - The CDN honours ``Range: bytes=a-b`` / ``a-`` with 206 and ``Content-Range``, 416 with ``bytes */size`` past the end.
 - ``GET /api/datasets/{repo}/parquet``: the dataset viewer's listing, which for a large dataset is only a partial
   conversion (``partial-train``); ``/parquet/default/train`` is a 404.
 - Errors as the hub sends them: 404/401 with ``X-Error-Code: RepoNotFound``, ``EntryNotFound``, ``RevisionNotFound``,
-  401/403 ``GatedRepo``, 429 with ``Retry-After``.
+  401/403 ``GatedRepo``; 429 with the IETF draft headers the hub documents, ``RateLimit: "api";r=0;t=<seconds to the
+  window's reset>`` and ``RateLimit-Policy: "fixed window";"api";q=<requests>;w=300``, per bucket (``api`` for
+  ``/api/``, ``resolvers`` for ``/resolve/``).
 
-Test knobs: ``gated`` (a token is needed), ``throttle`` (the next n requests get 429), ``cut`` ({sha256: n}: the next
-n transfers stop half-way), ``corrupt`` ({sha256: n}: the next n whole-file transfers carry a flipped byte).
-``served`` counts the bytes the CDN sent per file; ``log`` holds (host, method, path, Range) of every request.
+Test knobs: ``gated`` (a token is needed), ``throttle`` ({bucket: n}: the next n requests of that bucket get 429,
+``reset`` seconds to wait), ``cut`` ({sha256: n}: the next n transfers stop half-way), ``corrupt`` ({sha256: n}: the
+next n whole-file transfers carry a flipped byte). ``served`` counts the bytes the CDN sent per file; ``log`` holds
+(host, method, path, Range) of every request.
 """
 
 from __future__ import annotations
@@ -81,7 +88,8 @@ class Standin:
     def __init__(self, repos: list[Repo], token: str | None = None):
         self.repos = {r.id: r for r in repos}
         self.token, self.gated = token, False
-        self.throttle, self.retry_after = 0, 1
+        self.throttle: dict[str, int] = {}
+        self.reset = 1
         self.cut: dict[str, int] = {}
         self.corrupt: dict[str, int] = {}
         self.served: dict[str, int] = {}
@@ -181,10 +189,13 @@ class _HubHandler(_Handler):
         self._log()
         url = urlsplit(self.path)
         path, query = unquote(url.path), parse_qs(url.query)
-        if self.s.throttle:
-            self.s.throttle -= 1
-            return self.send(429, b"You have exceeded our hourly quotas for action: api. Retry later.",
-                             {"Retry-After": str(self.s.retry_after), "Content-Type": "text/plain"})
+        bucket = "resolvers" if "/resolve/" in path else "api"
+        if self.s.throttle.get(bucket):
+            self.s.throttle[bucket] -= 1
+            return self.send(429, f"You have exceeded our 5-minute quota for {bucket} requests.".encode(),
+                             {"RateLimit": f'"{bucket}";r=0;t={self.s.reset}',
+                              "RateLimit-Policy": f'"fixed window";"{bucket}";q=1000;w=300',
+                              "Content-Type": "text/plain"})
         if path.startswith("/api/datasets/"):
             return self._api(path[len("/api/datasets/"):], query)
         if path.startswith("/datasets/") and "/resolve/" in path:

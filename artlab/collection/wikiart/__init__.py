@@ -3,9 +3,10 @@
 ``huggan/wikiart`` is a set of parquet shards with columns ``image`` (a struct {bytes, path}), ``artist``, ``genre`` and
 ``style`` (class-label integers). The builder reads only the cheap ``genre`` column of every shard first, samples
 ``per_class`` rows per genre with a seed, and then reads the image bytes of just those rows. Shards come from a local
-file or folder, or from the hub's repository (``data/train-*.parquet`` at a pinned commit, read by HTTP Range and
-cached in ``<out>/.cache/``); neither ``huggingface_hub`` nor ``datasets`` is needed. Modules: ``names`` (what the
-integers mean), ``hub`` (the hub's repository API over HTTP), ``remote`` (a hub shard read by parts), ``shards``
+file or folder, or from the hub's repository (``data/train-*.parquet`` at a pinned commit) through ``huggingface_hub``:
+whole shards in the Hugging Face cache (shared with ``datasets`` and ``huggingface_hub``), parts read by range and
+kept in ``<out>/.cache/``. Modules: ``names`` (what the integers mean), ``hub`` (huggingface_hub: the repository,
+ranges, whole files, its errors as one line), ``remote`` (a hub shard read by parts), ``shards``
 (where shards come from, reading parquet), ``sample`` (the sample, its images, the manifest), ``plan`` (the row
 groups a sample needs, ``--plan``).
 
@@ -21,7 +22,7 @@ from typing import Sequence
 from artlab.collection.contract import BuildReport
 from artlab.collection.curation import write_manifest
 from artlab.collection.wikiart.hub import Hub, RemoteFile
-from artlab.collection.wikiart.names import (ARTIST_DISPLAY, ARTIST_NAMES, CACHE, DEFAULT_ENDPOINT, GENRE_NAMES,
+from artlab.collection.wikiart.names import (ARTIST_DISPLAY, ARTIST_NAMES, CACHE, GENRE_NAMES,
                                              HUB_REPO, LICENSE, REJECTS, STUDY_GENRES, STYLE_NAMES,
                                              DownloadProgressFn)
 from artlab.collection.wikiart.plan import (FetchPlan, at_commit, check_numbers, claim_output, fetch_plan, flat,
@@ -36,7 +37,7 @@ from artlab.progress import Progress
 
 __all__ = ["build_wikiart", "plan_wikiart", "plan_fetch", "fetch_plan", "FetchPlan", "Hub", "RemoteFile", "HubShard",
            "Shard", "list_shards", "row_groups_of", "resolve_shards", "ARTIST_DISPLAY",
-           "ARTIST_NAMES", "CACHE", "DEFAULT_ENDPOINT", "GENRE_NAMES", "HUB_REPO", "LICENSE", "REJECTS",
+           "ARTIST_NAMES", "CACHE", "GENRE_NAMES", "HUB_REPO", "LICENSE", "REJECTS",
            "STUDY_GENRES", "STYLE_NAMES", "artlab_genre", "display_name", "image_id", "parse_file_name",
            "resolve_genres", "sample_order", "read_image_bytes", "read_index"]
 
@@ -50,7 +51,7 @@ def build_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_
     """Build a balanced WikiArt collection in ``out``: ``images/<genre>/<id>.jpg`` + manifest.csv + report.json.
 
     ``source`` is a parquet file, a folder of shards, or a hub dataset id (fetched from ``endpoint``, else
-    ``$ARTLAB_HF_ENDPOINT``, ``$HF_ENDPOINT`` or huggingface.co, with the hub token if any). ``genres`` accepts
+    ``$HF_ENDPOINT`` or huggingface.co, with huggingface_hub's token if any). ``genres`` accepts
     WikiArt's names ("still_life") or artlab's ("still life"). The same data and seed give the same images; a rerun
     reuses every image already written (change ``max_side`` or ``seed`` in a fresh ``out`` to avoid mixing).
     """

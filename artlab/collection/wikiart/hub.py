@@ -1,236 +1,304 @@
-"""The Hugging Face hub's repository API over plain HTTP: revision, file tree, resolve URLs, ranged and resumable reads.
+"""The Hugging Face hub through its own client, ``huggingface_hub``: revision, file list, ranged reads, whole files.
 
-The same endpoints ``huggingface_hub`` calls (``HfApi.dataset_info`` / ``list_repo_tree``, ``hf_hub_download``):
+artlab speaks no hub endpoint itself. The client does, and follows the hub as it changes (Xet storage behind
+``resolve``, its CDN, rate limits):
 
-- ``GET {endpoint}/api/datasets/{repo}/revision/{rev}``: the repository at a revision; ``sha`` pins the commit.
-- ``GET {endpoint}/api/datasets/{repo}/tree/{sha}/{path}``: a folder's entries (``lfs`` {oid = sha256, size}); long
-  listings are paged with a ``Link: <...>; rel="next"`` header.
-- ``GET {endpoint}/datasets/{repo}/resolve/{sha}/{path}``: a 302 to a CDN on another host, which honours Range.
+- the commit of a revision: ``HfApi.dataset_info``; the shard list: ``HfApi.list_repo_tree`` (paged by the client);
+- a byte range of a file (footers, label columns, row groups): ``file_download.http_get`` on the file's ``resolve``
+  URL with a ``Range`` header, the function ``hf_hub_download`` downloads with (it follows the redirect to the CDN or
+  to Xet's bridge, both of which honour Range, keeps the token on the hub's host, retries a 429 after the wait the
+  hub asks for, and continues a dropped transfer where it stopped); a range cut short in an earlier run continues
+  from its ``.part`` file;
+- a whole shard: ``hf_hub_download`` into the standard Hugging Face cache (``$HF_HUB_CACHE``, else
+  ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``), so a shard that ``datasets`` or ``huggingface_hub`` fetched
+  before is read from there, and one that artlab fetched serves them; ``try_to_load_from_cache`` finds it offline.
 
-The token is ``$HF_TOKEN``, else the file ``hf auth login`` writes (``$HF_TOKEN_PATH``, else ``$HF_HOME/token``, else
-``~/.cache/huggingface/token``). It is sent to the hub's host only: requests drops it when a redirect leaves the host.
-Every failure a user can meet becomes one DownloadError line: no network, 401/403 (gated), 404, 429, disk full.
-Downloads, retries and the disk-full line are artlab.collection.http's, shared with the Met.
+The token, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and the cache folder are the client's (its own environment variables
+and ``hf auth login``'s file). Every failure a user can meet becomes one DownloadError line (``errors``): no network,
+401/403 (gated), 404, 429, offline mode, a full disk.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urljoin, urlsplit
+from typing import Iterator
 
 from artlab.collection import http
-from artlab.collection.wikiart.names import DEFAULT_ENDPOINT
 from artlab.errors import DownloadError
+
+REPO_TYPE = "dataset"
 
 
 def endpoint(explicit: str | None = None) -> str:
-    return (explicit or os.environ.get("ARTLAB_HF_ENDPOINT") or os.environ.get("HF_ENDPOINT")
-            or DEFAULT_ENDPOINT).rstrip("/")
-
-
-def token() -> str | None:
-    """``$HF_TOKEN``, else the token file of ``hf auth login`` (same lookup as huggingface_hub's constants)."""
-    if os.environ.get("HF_TOKEN"):
-        return os.environ["HF_TOKEN"].strip()
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                     os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
-    path = Path(os.environ.get("HF_TOKEN_PATH") or os.path.join(home, "token")).expanduser()
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
+    """The hub's address: ``explicit``, else ``$HF_ENDPOINT`` (read now, as the client reads it at start), else the
+    client's default."""
+    from huggingface_hub import constants
+    return (explicit or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a repository at a pinned commit."""
+    """One file of a repository at a pinned commit (``sha256``: its LFS oid, when the hub gives one)."""
+    repo: str
+    commit: str
     path: str
     size: int
     sha256: str | None
-    url: str
 
 
 class Hub:
-    """A requests session on one hub endpoint; counts the bytes it received (``received``)."""
+    """The client on one hub endpoint; counts the bytes of the ranges it read and fetched (``received``)."""
 
-    def __init__(self, endpoint_url: str | None = None, *, session=None):
+    def __init__(self, endpoint_url: str | None = None):
+        from huggingface_hub import HfApi
         self.endpoint = endpoint(endpoint_url)
-        self.session = session or _session()
-        self.token = token()
+        self.api = HfApi(endpoint=self.endpoint)  # token: the client's own lookup (HF_TOKEN, hf auth login)
         self.received = 0
-        self._cdn: dict[str, str] = {}  # resolve URL -> the CDN URL it redirected to (signed: it can expire)
 
-    # --- the repository API ---
+    # --- the repository ---
 
     def revision(self, repo: str, rev: str = "main") -> str:
-        """The commit sha of ``rev`` (a branch, tag or sha)."""
-        info = self.get_json(f"{self.endpoint}/api/datasets/{repo}/revision/{quote(rev, safe='')}", repo)
-        if not isinstance(info, dict) or not isinstance(info.get("sha"), str):
+        """The commit sha of ``rev`` (a branch, tag or sha); offline (HF_HUB_OFFLINE), the one the cache knows."""
+        if offline():
+            return _cached_revision(repo, rev)
+        with errors(repo, self.endpoint):
+            sha = self.api.dataset_info(repo, revision=rev).sha
+        if not isinstance(sha, str):
             raise DownloadError(f"the hub's answer about {repo} has no commit sha ({self.endpoint})")
-        return info["sha"]
+        return sha
 
     def tree(self, repo: str, sha: str, folder: str) -> list[RemoteFile]:
-        """The files directly in ``folder`` at commit ``sha``, following the Link header's pages."""
-        url: str | None = f"{self.endpoint}/api/datasets/{repo}/tree/{sha}/{quote(folder, safe='/')}"
-        files = []
-        while url:
-            response = self.request("GET", url, repo)
-            for entry in _json(response, url):
-                if entry.get("type") == "file":
-                    lfs = entry.get("lfs") or {}
-                    files.append(RemoteFile(entry["path"], int(lfs.get("size", entry.get("size", 0))),
-                                            lfs.get("oid"), self.resolve_url(repo, sha, entry["path"])))
-            url = response.links.get("next", {}).get("url")
-        return files
+        """The files directly in ``folder`` at commit ``sha``; offline, those of the cache's snapshot."""
+        from huggingface_hub.hf_api import RepoFile
+        if offline():
+            return _cached_tree(repo, sha, folder)
+        with errors(f"{repo}/{folder}", self.endpoint):
+            entries = list(self.api.list_repo_tree(repo, folder, repo_type=REPO_TYPE, revision=sha))
+        return [RemoteFile(repo, sha, e.path, int(e.size), e.lfs.sha256 if e.lfs else None)
+                for e in entries if isinstance(e, RepoFile)]
 
-    def resolve_url(self, repo: str, sha: str, path: str) -> str:
-        return f"{self.endpoint}/datasets/{repo}/resolve/{sha}/{quote(path, safe='/')}"
+    # --- the Hugging Face cache ---
 
-    def get_json(self, url: str, repo: str):
-        return _json(self.request("GET", url, repo), url)
+    @staticmethod
+    def cached(remote: RemoteFile) -> Path | None:
+        """The whole file in the Hugging Face cache at its commit, if some client put it there (no network)."""
+        from huggingface_hub import try_to_load_from_cache
+        found = try_to_load_from_cache(remote.repo, remote.path, revision=remote.commit, repo_type=REPO_TYPE)
+        return Path(found) if isinstance(found, str) else None
 
-    # --- bytes ---
+    def download(self, remote: RemoteFile, progress: http.ByteProgress | None = None) -> Path:
+        """The whole file, through ``hf_hub_download`` into the Hugging Face cache (nothing when it is there).
 
-    def ranged(self, url: str, start: int, stop: int):
-        """A streaming 206 answer for bytes [start, stop) of a resolve URL.
-
-        The resolve URL is asked once (its 302 names the CDN); later ranges go to the CDN URL directly, and ask the
-        hub again when the CDN refuses it (a signed URL that expired answers 403).
+        A file this call fetched is checked against its sha256 (the client checks only its size): a mismatch fetches
+        it once more, then removes what it fetched and fails.
         """
-        headers = {"Range": f"bytes={start}-{stop - 1}"}
-        if url in self._cdn:
-            try:
-                return self.request("GET", self._cdn[url], url, headers=headers, stream=True, ok=(206,))
-            except DownloadError:
-                del self._cdn[url]
-        first = self.request("GET", url, url, stream=False, ok=(200, 301, 302, 303, 307, 308), redirects=False)
-        first.close()
-        if first.is_redirect:
-            self._cdn[url] = urljoin(url, first.headers["Location"])
-            return self.request("GET", self._cdn[url], url, headers=headers, stream=True, ok=(206,))
-        return self.request("GET", url, url, headers=headers, stream=True, ok=(206,))
+        if (found := self.cached(remote)) is not None:
+            return found
+        for attempt in range(2):
+            path = self._hf_hub_download(remote, progress, force=attempt > 0)
+            if remote.sha256 is None or http.sha256_of(path) == remote.sha256:
+                return path
+        _forget(path)
+        raise DownloadError(f"{Path(remote.path).name} failed its checksum twice (sha256 is not the hub's "
+                            f"{remote.sha256[:12]}...); nothing was kept: run again later")
 
-    def read_range(self, url: str, start: int, stop: int) -> bytes:
-        """Bytes [start, stop) of a file, through the resolve redirect."""
-        def once() -> bytes:
-            with self.ranged(url, start, stop) as response:
-                try:
-                    data = response.raw.read(stop - start + 1, decode_content=False)
-                except http.network_errors() as exc:
-                    raise http.Transient(f"connection lost reading {url}: {exc}") from None
-            self.received += len(data)
-            if len(data) != stop - start:
-                raise http.Transient(f"got {len(data)} of {stop - start} bytes of {url}")
-            return data
-        return http.retrying(f"read {url}", once)
+    def _hf_hub_download(self, remote: RemoteFile, progress: http.ByteProgress | None, force: bool) -> Path:
+        from huggingface_hub import hf_hub_download
+        with errors(f"{remote.repo}/{remote.path}", self.endpoint):
+            return Path(hf_hub_download(remote.repo, remote.path, repo_type=REPO_TYPE, revision=remote.commit,
+                                        endpoint=self.endpoint, force_download=force,
+                                        tqdm_class=_counting(progress)))
 
-    def fetch(self, url: str, target: Path, start: int, stop: int, *, sha256: str | None = None,
-              progress: http.ByteProgress | None = None) -> Path:
-        """Bytes [start, stop) of ``url`` into ``target`` through ``target.part``, resuming the part by Range.
+    # --- byte ranges ---
 
-        With ``sha256`` the whole result is checked; a mismatch deletes it and fetches it once more, then fails.
-        """
+    def read_range(self, remote: RemoteFile, start: int, stop: int) -> bytes:
+        """Bytes [start, stop) of a file."""
+        buffer = _Buffer()
+        self._get(remote, buffer, start, stop, 0, None)
+        self.received += len(buffer.data)
+        return bytes(buffer.data)
+
+    def fetch_range(self, remote: RemoteFile, target: Path, start: int, stop: int,
+                    progress: http.ByteProgress | None = None) -> Path:
+        """Bytes [start, stop) into ``target`` through ``target.part``, which a later run continues."""
         if target.is_file():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         part = http.part_file(target)
-        for attempt in range(2):
-            http.retrying(f"download {url}", lambda: self._fetch_once(url, part, start, stop, progress))
-            if sha256 is None or http.sha256_of(part) == sha256:
-                return http.finish(part, target)
-            part.unlink()
-            if attempt:
-                raise DownloadError(f"{target.name} failed its checksum twice (sha256 is not the hub's {sha256[:12]}"
-                                    f"...); nothing was kept: run again later")
-        raise AssertionError("unreachable")
-
-    def _fetch_once(self, url: str, part: Path, start: int, stop: int, progress: http.ByteProgress | None) -> None:
         have = part.stat().st_size if part.exists() else 0
-        if have >= stop - start:
-            if have > stop - start:
-                part.unlink()
-                raise http.Transient(f"{part.name} was longer than the file: starting again")
-            return
+        if have > stop - start:
+            part.unlink()
+            have = 0
 
         def counted(n: int) -> None:
             self.received += n
             if progress:
                 progress(n)
 
-        with self.ranged(url, start + have, stop) as response:
-            http.append(response, part, have, url, counted, offset=start)
-        if part.stat().st_size != stop - start:  # an answer without Content-Length that ended early
-            raise http.Transient(f"got {part.stat().st_size} of {stop - start} bytes of {url}")
+        with http.writing(part, "ab" if have else "wb") as f:
+            self._get(remote, f, start, stop, have, counted)
+        if part.stat().st_size != stop - start:
+            raise DownloadError(f"got {part.stat().st_size} of {stop - start} bytes of {remote.path}: run again "
+                                f"to resume")
+        return http.finish(part, target)
 
-    # --- one request, its errors as one line ---
-
-    def request(self, method: str, url: str, what: str, *, headers: dict | None = None, stream: bool = False,
-                ok: tuple[int, ...] = (200,), redirects: bool = True):
-        """A request with retries for 5xx / dropped connections / short 429s; other failures as one line."""
-        ask = dict(headers or {})
-        if self.token and urlsplit(url).netloc == urlsplit(self.endpoint).netloc:
-            ask["Authorization"] = f"Bearer {self.token}"
-        return http.retrying(f"{method} {url}",
-                             lambda: self._request_once(method, url, what, ask, stream, ok, redirects))
-
-    def _request_once(self, method, url, what, headers, stream, ok, redirects):
-        try:
-            response = self.session.request(method, url, headers=headers, stream=stream, timeout=(10, 60),
-                                            allow_redirects=redirects)
-        except http.network_errors() as exc:
-            host = urlsplit(url).netloc
-            raise http.Transient(f"cannot reach {host} (no network, or the host is down): {type(exc).__name__}",
-                                 offline=True) from None
-        if response.status_code in ok:
-            return response
-        response.close()
-        raise _http_error(response, what)
+    def _get(self, remote: RemoteFile, out, start: int, stop: int, have: int,
+             progress: http.ByteProgress | None) -> None:
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.file_download import http_get
+        from huggingface_hub.utils import build_hf_headers
+        url = hf_hub_url(remote.repo, remote.path, repo_type=REPO_TYPE, revision=remote.commit,
+                         endpoint=self.endpoint)
+        with errors(f"{remote.repo}/{remote.path}", self.endpoint):
+            http_get(url, out, resume_size=have, headers={**build_hf_headers(), "Range": f"bytes={start}-{stop - 1}"},
+                     expected_size=stop - start, displayed_filename=Path(remote.path).name,
+                     tqdm_class=_counting(progress))
 
 
-def _http_error(response, what: str) -> Exception:
-    code, error = response.status_code, response.headers.get("X-Error-Code", "")
-    message = response.headers.get("X-Error-Message", "")
+class _Buffer:
+    """The file-like object http_get writes a range into."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    def tell(self) -> int:
+        return len(self.data)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return len(self.data)
+
+    def truncate(self, size: int | None = None) -> None:
+        del self.data[size or 0:]
+
+
+def _counting(progress: http.ByteProgress | None):
+    """A silent progress-bar class for the client that hands each chunk's size to ``progress``."""
+    from huggingface_hub.utils import tqdm
+
+    class Counted(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            if n and progress:
+                progress(int(n))
+            return super().update(n)
+
+    return Counted
+
+
+def _forget(path: Path) -> None:
+    """Remove a file this run fetched into the Hugging Face cache: the snapshot's link and the blob behind it."""
+    blob = path.resolve()
+    path.unlink(missing_ok=True)
+    if blob != path:
+        blob.unlink(missing_ok=True)
+
+
+# --- offline: the Hugging Face cache as the client lays it out (refs/<rev>, snapshots/<sha>/<path> -> blobs/) ------
+
+def offline() -> bool:
+    from huggingface_hub import constants
+    return constants.is_offline_mode()
+
+
+def _repo_cache(repo: str) -> Path:
+    from huggingface_hub.file_download import repo_folder_name
+    return Path(cache_dir()) / repo_folder_name(repo_id=repo, repo_type=REPO_TYPE)
+
+
+def _cached_revision(repo: str, rev: str) -> str:
+    ref = _repo_cache(repo) / "refs" / rev
+    sha = ref.read_text().strip() if ref.is_file() else rev
+    if not (_repo_cache(repo) / "snapshots" / sha).is_dir():
+        raise DownloadError(f"HF_HUB_OFFLINE is set and {repo} at {rev} is not in the Hugging Face cache "
+                            f"({cache_dir()}): unset it to download")
+    return sha
+
+
+def _cached_tree(repo: str, sha: str, folder: str) -> list[RemoteFile]:
+    snapshot = _repo_cache(repo) / "snapshots" / sha
+    files = sorted(p for p in (snapshot / folder).glob("*") if p.is_file())
+    return [RemoteFile(repo, sha, p.relative_to(snapshot).as_posix(), p.stat().st_size,
+                       p.resolve().name if len(p.resolve().name) == 64 else None) for p in files]
+
+
+# --- failures as one line ---------------------------------------------------------------------------------------
+
+@contextmanager
+def errors(what: str, where: str) -> Iterator[None]:
+    """The client's exceptions about ``what`` (on the hub at ``where``) as one DownloadError line."""
+    from huggingface_hub import errors as hf
+    import httpx2
+    try:
+        yield
+    except hf.OfflineModeIsEnabled:
+        raise DownloadError(f"HF_HUB_OFFLINE is set and {what} is not in the Hugging Face cache ({cache_dir()}): "
+                            f"unset it to download") from None
+    except hf.GatedRepoError as exc:
+        raise _refused(what, exc.response.status_code, gated=True) from None
+    except (hf.RepositoryNotFoundError, hf.RevisionNotFoundError, hf.RemoteEntryNotFoundError) as exc:
+        code = exc.response.status_code
+        kind = exc.response.headers.get("X-Error-Code", "")
+        raise DownloadError(f"not on the hub: {what} (HTTP {code}{', ' + kind if kind else ''}); a private dataset "
+                            f"needs HF_TOKEN or `hf auth login` ({where})") from None
+    except hf.HfHubHTTPError as exc:
+        raise _http_line(what, exc) from None
+    except hf.LocalEntryNotFoundError as exc:  # hf_hub_download could not reach the hub, and the file is not cached
+        cause = exc.__cause__
+        if isinstance(cause, hf.HfHubHTTPError):
+            raise _http_line(what, cause) from None
+        raise _unreachable(cause if isinstance(cause, httpx2.HTTPError) else None, where) from None
+    except (httpx2.TransportError, httpx2.TooManyRedirects) as exc:
+        raise _unreachable(exc, where) from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DownloadError(f"disk full writing {exc.filename or 'the download'}: free space there and run "
+                                f"again") from None
+        if "Consistency check failed" in str(exc):
+            raise DownloadError(f"the download of {what} ended short: run again") from None
+        raise
+
+
+def _http_line(what: str, exc) -> DownloadError:
+    from huggingface_hub.utils import parse_ratelimit_headers
+    response = exc.response
+    code = response.status_code
     if code == 429:
-        wait = _retry_after(response)
-        asks = f"; it asks to wait {wait:.0f} s" if wait else ""
-        return http.Transient(f"the hub is rate-limiting requests (HTTP 429){asks}: wait and run again (it resumes)",
-                              wait=wait)
-    if code >= 500:
-        return http.Transient(f"{response.url}: HTTP {code}")
-    if code in (401, 403) and error != "RepoNotFound" and error != "EntryNotFound":
-        gated = " (a gated dataset: accept its terms on the hub page)" if error == "GatedRepo" or code == 403 else ""
-        return DownloadError(f"the hub refused access to {what} (HTTP {code}){gated}: set HF_TOKEN or run "
-                             f"`hf auth login` with a token that may read it")
-    if code in (401, 404) or error in ("RepoNotFound", "EntryNotFound", "RevisionNotFound"):
-        return DownloadError(f"not on the hub: {what} (HTTP {code}{', ' + error if error else ''}"
-                             f"{': ' + message if message else ''}); a private dataset needs HF_TOKEN")
-    if code == 416:
-        return DownloadError(f"the server refused the byte range asked of {what} (HTTP 416): the file changed?")
+        limit = parse_ratelimit_headers(response.headers)
+        wait = limit.reset_in_seconds if limit else response.headers.get("Retry-After")
+        asks = f"; it asks to wait {wait} s" if wait is not None else ""
+        return DownloadError(f"the hub is rate-limiting requests (HTTP 429){asks}: wait and run again (it resumes)")
+    if code in (401, 403):
+        return _refused(what, code, gated=code == 403)
     return DownloadError(f"unexpected answer from the hub for {what}: HTTP {code}")
 
 
-def _retry_after(response) -> float | None:
+def _refused(what: str, code: int, gated: bool) -> DownloadError:
+    why = " (a gated dataset: accept its terms on the hub page)" if gated else ""
+    return DownloadError(f"the hub refused access to {what} (HTTP {code}){why}: set HF_TOKEN or run `hf auth login` "
+                         f"with a token that may read it")
+
+
+def _unreachable(exc, where: str) -> DownloadError:
+    host = where.split("://", 1)[-1].split("/", 1)[0]
     try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
+        host = exc.request.url.netloc.decode() if exc is not None else host
+    except (AttributeError, RuntimeError):
+        pass
+    name = type(exc).__name__ if exc is not None else "no answer"
+    return DownloadError(f"cannot reach {host} (no network, or the host is down): {name}; run again to resume")
 
 
-def _json(response, url: str):
-    try:
-        return response.json()
-    except ValueError:
-        raise DownloadError(f"the hub's answer is not JSON: {url}") from None
-
-
-def _session():
-    try:
-        import requests
-    except ImportError:
-        raise DownloadError("downloading from the hub needs the `requests` package: pip install requests") from None
-    session = requests.Session()
-    session.headers["User-Agent"] = "artlab"
-    session.headers["Accept-Encoding"] = "identity"  # sizes and ranges are of the file's own bytes
-    return session
+def cache_dir() -> str:
+    """The Hugging Face cache the client downloads into."""
+    from huggingface_hub import constants
+    return constants.HF_HUB_CACHE

@@ -56,7 +56,6 @@ ARTIST_DISPLAY = {"joaqu\u00e3\u00adn-sorolla": "Joaquín Sorolla", "m.c.-escher
 STUDY_GENRES = ("portrait", "landscape", "still_life", "sketch_and_study")
 
 HUB_REPO = "huggan/wikiart"
-DEFAULT_ENDPOINT = "https://huggingface.co"
 LICENSE = "WikiArt (for research; check each work's rights)"
 CACHE = ".cache"
 REJECTS = "wikiart-rejects.json"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from artlab.safety import check_output, mark_output
+from artlab.collection.wikiart.hub import cache_dir
 from artlab.collection.wikiart.names import CACHE, HUB_REPO, STUDY_GENRES, DownloadProgressFn
 from artlab.collection.wikiart.remote import HubShard, Shard, hub_shards, row_groups_of
 from artlab.collection.wikiart.sample import artlab_genre, resolve_genres, sample_order
@@ -71,11 +72,13 @@ def plan_wikiart(out: str | Path, *, genres: Sequence[str] = STUDY_GENRES, per_c
         lines.append(f"  {artlab_genre(names['genre'][g]):<20}{min(per_class, len(order)):>8}{short}")
     if hub_shards(shards):
         fetch = plan_fetch(shards, index, plan, per_class, str(source))
+        whole = sum(s.whole is not None for s in shards)
         lines += [f"fetch: {len(flat(fetch.groups))} of {fetch.groups_total} row groups in {len(fetch.groups)} of "
                   f"{len(shards)} shards, {_size(fetch.bytes_needed)} of the dataset's {_size(fetch.bytes_dataset)}; "
                   f"still to download: {fetch.bytes_missing} bytes ({_size(fetch.bytes_missing)})",
                   f"read for this plan: {_size(shards[0].hub.received)} (footers and label columns, kept in the cache)",
-                  f"cache: {fetch.cache}"]
+                  f"cache: {fetch.cache}",
+                  f"whole shards: the Hugging Face cache, {cache_dir()} ({whole} of {len(shards)} there already)"]
     return lines
 
 
@@ -96,7 +99,7 @@ def fetch_plan(repo: str, sha: str, shards: list[HubShard], rows_by_shard: dict[
     for i, rows in sorted(rows_by_shard.items()):
         groups = row_groups_of(shards[i].metadata, rows)
         plan.groups[i] = groups
-        plan.bytes_needed += sum(stop - start for _, start, stop in shards[i].spans_for(groups))
+        plan.bytes_needed += shards[i].needed_bytes(groups)
         plan.bytes_missing += shards[i].missing_bytes(groups)
     return plan
 

@@ -1,13 +1,15 @@
 """huggan/wikiart as the hub's repository stores it: ``data/train-000NN-of-00072.parquet``, read by parts.
 
 The dataset viewer's ``/parquet`` listing is never used: for a dataset this size it holds only a partial conversion
-(``partial-train/``, about 14% of the rows). Instead the shards are listed with the repository API at a pinned commit,
-and each shard is read in three steps, each cached under ``<cache>/<commit sha>/`` so a rerun fetches nothing twice:
+(``partial-train/``, about 14% of the rows). Instead the shards are listed with the repository API at a pinned commit
+(through huggingface_hub: hub.py). A shard already whole in the Hugging Face cache is read there and nothing of it is
+fetched. Any other is read in three steps, each kept under ``<out>/.cache/<repo>/<commit sha>/`` so a rerun fetches
+nothing twice:
 
 1. its footer (the parquet metadata: schema with the class-label names, row groups and their byte ranges),
 2. its label columns (``genre``, ``artist``, ``style``, ``image.path``: a few hundred KB of a 520 MB shard),
-3. after the sample is drawn, only the row groups that hold a sampled row (or the whole file, sha256-checked against
-   the hub's LFS oid, when every row group is needed).
+3. after the sample is drawn, only the row groups that hold a sampled row; when every row group is needed, the whole
+   shard instead, with ``hf_hub_download`` into the Hugging Face cache (sha256-checked against the hub's LFS oid).
 """
 
 from __future__ import annotations
@@ -35,15 +37,24 @@ _FOOTER_TAIL = 8  # a parquet file ends with the footer's length (4 bytes, littl
 
 
 class HubShard:
-    """One parquet shard at a pinned commit, read through HTTP Range and cached piece by piece in ``folder``."""
+    """One parquet shard at a pinned commit: whole in the Hugging Face cache, or read by ranges and kept piece by piece
+    in ``folder``."""
 
     def __init__(self, hub: Hub, remote: RemoteFile, folder: Path, commit: str):
         self.hub, self.remote, self.folder, self.commit = hub, remote, folder, commit
         self.name = PurePosixPath(remote.path).name
         self._metadata: pq.FileMetaData | None = None
+        self._whole: Path | None = None
 
     def __repr__(self) -> str:
         return f"HubShard({self.remote.path})"
+
+    @property
+    def whole(self) -> Path | None:
+        """The whole shard in the Hugging Face cache, if it is there."""
+        if self._whole is None:
+            self._whole = self.hub.cached(self.remote)
+        return self._whole
 
     # --- the footer ---
 
@@ -57,9 +68,12 @@ class HubShard:
     @property
     def metadata(self) -> pq.FileMetaData:
         if self._metadata is None:
-            if not self.footer_file.is_file():
-                self._fetch_footer()
-            self._metadata = pq.read_metadata(pa.BufferReader(self._footer_bytes()))
+            if self.whole is not None:
+                self._metadata = pq.read_metadata(self.whole)
+            else:
+                if not self.footer_file.is_file():
+                    self._fetch_footer()
+                self._metadata = pq.read_metadata(pa.BufferReader(self._footer_bytes()))
         return self._metadata
 
     def _footer_bytes(self) -> bytes:
@@ -67,12 +81,12 @@ class HubShard:
         return b"PAR1" + self.footer_file.read_bytes()
 
     def _fetch_footer(self) -> None:
-        size, url = self.remote.size, self.remote.url
-        tail = self.hub.read_range(url, size - _FOOTER_TAIL, size)
+        size = self.remote.size
+        tail = self.hub.read_range(self.remote, size - _FOOTER_TAIL, size)
         if tail[4:] != b"PAR1":
             raise DownloadError(f"{self.remote.path} on the hub is not a parquet file (it does not end in PAR1)")
         length = struct.unpack("<I", tail[:4])[0] + _FOOTER_TAIL
-        atomic_write_bytes(self.footer_file, self.hub.read_range(url, size - length, size))
+        atomic_write_bytes(self.footer_file, self.hub.read_range(self.remote, size - length, size))
 
     @property
     def schema(self) -> pa.Schema:
@@ -82,6 +96,8 @@ class HubShard:
 
     def read_labels(self, columns: list[str]) -> pa.Table:
         """The label columns of every row (cached): the image bytes are never read here."""
+        if self.whole is not None:
+            return pq.read_table(self.whole, columns=columns)
         cached = self.folder / f"{self.name}.labels.parquet"
         if not cached.is_file():
             with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
@@ -89,7 +105,7 @@ class HubShard:
                 for group in range(self.metadata.num_row_groups):  # one range a row group: the columns adjoin
                     start, stop = self.group_span(group, columns)
                     segments[start] = Path(tmp) / f"{group}"
-                    segments[start].write_bytes(self.hub.read_range(self.remote.url, start, stop))
+                    segments[start].write_bytes(self.hub.read_range(self.remote, start, stop))
                 pf = pq.ParquetFile(SegmentFile(self.remote.size, segments), metadata=self.metadata,
                                     pre_buffer=False)  # pre-buffering merges ranges across small gaps
                 table = pf.read(columns=columns)
@@ -111,32 +127,46 @@ class HubShard:
             stops.append(start + col.total_compressed_size)
         return min(starts), max(stops)
 
+    def whole_needed(self, groups: Iterable[int]) -> bool:
+        """Every row group is needed: the whole shard is fetched (into the Hugging Face cache) instead of its parts."""
+        return len(set(groups)) == self.metadata.num_row_groups
+
     def spans_for(self, groups: Iterable[int]) -> list[tuple[Path, int, int]]:
-        """(cache file, start, stop) to fetch for these row groups: the whole file when all of them are needed."""
+        """(cache file, start, stop) of the row groups to fetch by range (none when the whole shard is fetched)."""
         groups = sorted(set(groups))
-        if len(groups) == self.metadata.num_row_groups:
-            return [(self.folder / self.name, 0, self.remote.size)]
+        if self.whole_needed(groups):
+            return []
         return [(self.folder / f"{self.name}.rg{g:04d}", *self.group_span(g)) for g in groups]
 
+    def needed_bytes(self, groups: Iterable[int]) -> int:
+        groups = list(groups)
+        if self.whole_needed(groups):
+            return self.remote.size
+        return sum(stop - start for _, start, stop in self.spans_for(groups))
+
     def missing_bytes(self, groups: Iterable[int]) -> int:
-        if (self.folder / self.name).is_file():
+        groups = list(groups)
+        if self.whole is not None:
             return 0
+        if self.whole_needed(groups):
+            return self.remote.size
         return sum(stop - start for path, start, stop in self.spans_for(groups) if not path.is_file())
 
     def ensure(self, groups: Iterable[int], progress: ByteProgress | None = None) -> None:
-        """Fetch the row groups not yet in the cache (a whole file is checked against its sha256)."""
-        if (self.folder / self.name).is_file():
+        """Fetch the row groups not yet here, or the whole shard when all of them are needed."""
+        groups = list(groups)
+        if self.whole is not None:
+            return
+        if self.whole_needed(groups):
+            self._whole = self.hub.download(self.remote, progress)
             return
         for path, start, stop in self.spans_for(groups):
-            whole = start == 0 and stop == self.remote.size
-            self.hub.fetch(self.remote.url, path, start, stop, sha256=self.remote.sha256 if whole else None,
-                           progress=progress)
+            self.hub.fetch_range(self.remote, path, start, stop, progress)
 
     def parquet_file(self) -> pq.ParquetFile:
-        """The shard as far as it is cached: the whole file, or its footer and the fetched row groups."""
-        whole = self.folder / self.name
-        if whole.is_file():
-            return pq.ParquetFile(whole)
+        """The shard as far as it is here: the whole file, or its footer and the fetched row groups."""
+        if self.whole is not None:
+            return pq.ParquetFile(self.whole)
         segments = {self.footer_start(): self.footer_file}
         for group in range(self.metadata.num_row_groups):
             path = self.folder / f"{self.name}.rg{group:04d}"

@@ -240,5 +240,8 @@ def _note_leftovers(out: Path, df: pd.DataFrame, shards: Sequence[Shard], report
                             f"with other settings); the manifest ignores them")
     if hub_shards(shards):
         folder = shards[0].folder
-        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e9
-        report.notes.append(f"hub data cached in {folder} ({size:.2f} GB): delete it when no rebuild is needed")
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e9 if folder.is_dir() else 0.0
+        whole = [s.whole for s in shards if s.whole is not None]
+        report.notes.append(f"hub data: parts of shards in {folder} ({size:.2f} GB: delete it when no rebuild is "
+                            f"needed); {len(whole)} whole shard(s) in the Hugging Face cache"
+                            + (f" ({whole[0].parents[3]})" if whole else ""))
