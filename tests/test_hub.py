@@ -288,6 +288,13 @@ def test_hf_hub_offline_builds_from_the_cache_or_says_what_is_missing(standin, f
     err = one_error_line(capsys, ["data", "wikiart", "--out", str(tmp_path / "a"), "--plan"])
     assert "HF_HUB_OFFLINE is set" in err and "not in the Hugging Face cache" in err
     populate_hf_cache(hf_home / "hub", files)
+    snapshot = hf_home / "hub" / "datasets--huggan--wikiart" / "snapshots" / SHA
+    missing = snapshot / "data" / "train-00003-of-00005.parquet"
+    target = missing.readlink()
+    missing.unlink()
+    err = one_error_line(capsys, ["data", "wikiart", "--out", str(tmp_path / "a"), "--plan"])
+    assert "4 of the 5 shards" in err and "HF_HUB_OFFLINE is set" in err, "never a sample of a part of the rows"
+    missing.symlink_to(target)
     build_wikiart(tmp_path / "b", per_class=20, max_side=64)
     assert len(read_manifest(tmp_path / "b")) == 80 and not standin.log, "offline: no request at all"
 

@@ -254,6 +254,9 @@ def errors(what: str, where: str) -> Iterator[None]:
         raise _http_line(what, exc) from None
     except hf.LocalEntryNotFoundError as exc:  # hf_hub_download could not reach the hub, and the file is not cached
         cause = exc.__cause__
+        if isinstance(cause, hf.OfflineModeIsEnabled):
+            raise DownloadError(f"HF_HUB_OFFLINE is set and {what} is not in the Hugging Face cache ({cache_dir()}): "
+                                f"unset it to download") from None
         if isinstance(cause, hf.HfHubHTTPError):
             raise _http_line(what, cause) from None
         raise _unreachable(cause if isinstance(cause, httpx2.HTTPError) else None, where) from None

@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artlab.collection.http import ByteProgress
-from artlab.collection.wikiart.hub import Hub, RemoteFile
+from artlab.collection.wikiart.hub import Hub, RemoteFile, offline
+from artlab.collection.wikiart.hub import cache_dir as hub_cache_dir
 from artlab.errors import DownloadError
 from artlab.io import atomic_save, atomic_write_bytes
 
@@ -185,6 +186,13 @@ def list_shards(repo: str, cache: Path, *, endpoint: str | None = None, revision
         raise DownloadError(f"{repo} at {sha[:12]} has no {SHARD_FOLDER}/train-*-of-*.parquet files "
                             f"({hub.endpoint}); is it the WikiArt dataset?")
     files.sort(key=lambda f: int(_SHARD_NAME.fullmatch(PurePosixPath(f.path).name).group(1)))
+    numbers = [_SHARD_NAME.fullmatch(PurePosixPath(f.path).name).groups() for f in files]
+    total = int(numbers[0][1])
+    if [int(k) for k, _ in numbers] != list(range(total)) or {int(n) for _, n in numbers} != {total}:
+        where = f"the Hugging Face cache ({hub_cache_dir()}, HF_HUB_OFFLINE is set)" if offline() else hub.endpoint
+        raise DownloadError(f"{repo} at {sha[:12]}: {len(files)} of the {total} shards {SHARD_FOLDER}/train-*-of-"
+                            f"{total:05d}.parquet are in {where}; a sample needs them all (row numbers run across "
+                            f"shards)")
     folder = cache / repo.replace("/", "__") / sha
     return sha, [HubShard(hub, f, folder, sha) for f in files]
 
