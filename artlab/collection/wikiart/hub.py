@@ -259,6 +259,9 @@ def errors(what: str, where: str) -> Iterator[None]:
                                 f"unset it to download") from None
         if isinstance(cause, hf.HfHubHTTPError):
             raise _http_line(what, cause) from None
+        if isinstance(cause, hf.FileMetadataError):
+            raise DownloadError(f"{where} answered for {what} without the headers the hub sends (X-Repo-Commit, "
+                                f"ETag): is HF_ENDPOINT a Hugging Face hub?") from None
         raise _unreachable(cause if isinstance(cause, httpx2.HTTPError) else None, where) from None
     except (httpx2.TransportError, httpx2.TooManyRedirects) as exc:
         raise _unreachable(exc, where) from None
