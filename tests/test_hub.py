@@ -281,6 +281,17 @@ def test_shards_already_in_the_hf_cache_are_not_fetched_again(standin, files, tm
     assert "5 whole shard(s) in the Hugging Face cache" in run.stdout
 
 
+def test_a_whole_shard_an_earlier_build_kept_beside_the_parts_is_still_read(standin, files, tmp_path):
+    name = "data/train-00001-of-00005.parquet"
+    plan_wikiart(tmp_path / "D", per_class=20)
+    earlier = tmp_path / "D" / ".cache" / "huggan__wikiart" / SHA / "train-00001-of-00005.parquet"
+    earlier.write_bytes(files[name])
+    standin.served.clear()
+    build_wikiart(tmp_path / "D", per_class=20, max_side=64)
+    assert len(read_manifest(tmp_path / "D")) == 80
+    assert shard_sha(files, 1) not in standin.served and len(standin.served) == 4
+
+
 def test_hf_hub_offline_builds_from_the_cache_or_says_what_is_missing(standin, files, tmp_path, hf_home, capsys,
                                                                        monkeypatch):
     from huggingface_hub import constants

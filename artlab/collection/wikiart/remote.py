@@ -52,9 +52,11 @@ class HubShard:
 
     @property
     def whole(self) -> Path | None:
-        """The whole shard in the Hugging Face cache, if it is there."""
+        """The whole shard in the Hugging Face cache, if it is there (or where earlier builds of artlab kept it,
+        sha256-checked, beside the parts)."""
         if self._whole is None:
-            self._whole = self.hub.cached(self.remote)
+            earlier = self.folder / self.name
+            self._whole = self.hub.cached(self.remote) or (earlier if earlier.is_file() else None)
         return self._whole
 
     # --- the footer ---

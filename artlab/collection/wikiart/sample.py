@@ -17,6 +17,7 @@ from artlab.errors import ConfigError, ImageError
 from artlab.images import encode_jpeg, fit_within, load_image
 from artlab.io import atomic_write_bytes
 from artlab.collection.rules import WIKIART_GENRES
+from artlab.collection.wikiart.hub import cache_dir
 from artlab.collection.wikiart.names import ARTIST_DISPLAY, CACHE, LICENSE, REJECTS
 from artlab.collection.wikiart.remote import Shard, hub_shards
 from artlab.collection.wikiart.shards import read_image_bytes
@@ -241,7 +242,6 @@ def _note_leftovers(out: Path, df: pd.DataFrame, shards: Sequence[Shard], report
     if hub_shards(shards):
         folder = shards[0].folder
         size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e9 if folder.is_dir() else 0.0
-        whole = [s.whole for s in shards if s.whole is not None]
+        whole = sum(s.whole is not None and folder not in s.whole.parents for s in shards)
         report.notes.append(f"hub data: parts of shards in {folder} ({size:.2f} GB: delete it when no rebuild is "
-                            f"needed); {len(whole)} whole shard(s) in the Hugging Face cache"
-                            + (f" ({whole[0].parents[3]})" if whole else ""))
+                            f"needed); {whole} whole shard(s) in the Hugging Face cache ({cache_dir()})")
