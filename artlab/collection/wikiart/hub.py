@@ -21,6 +21,7 @@ and ``hf auth login``'s file). Every failure a user can meet becomes one Downloa
 from __future__ import annotations
 
 import errno
+import io
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,10 +118,10 @@ class Hub:
 
     def read_range(self, remote: RemoteFile, start: int, stop: int) -> bytes:
         """Bytes [start, stop) of a file."""
-        buffer = _Buffer()
+        buffer = io.BytesIO()
         self._get(remote, buffer, start, stop, 0, None)
-        self.received += len(buffer.data)
-        return bytes(buffer.data)
+        self.received += buffer.tell()
+        return buffer.getvalue()
 
     def fetch_range(self, remote: RemoteFile, target: Path, start: int, stop: int,
                     progress: http.ByteProgress | None = None) -> Path:
@@ -157,25 +158,6 @@ class Hub:
             http_get(url, out, resume_size=have, headers={**build_hf_headers(), "Range": f"bytes={start}-{stop - 1}"},
                      expected_size=stop - start, displayed_filename=Path(remote.path).name,
                      tqdm_class=_counting(progress))
-
-
-class _Buffer:
-    """The file-like object http_get writes a range into."""
-
-    def __init__(self):
-        self.data = bytearray()
-
-    def write(self, chunk: bytes) -> None:
-        self.data += chunk
-
-    def tell(self) -> int:
-        return len(self.data)
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        return len(self.data)
-
-    def truncate(self, size: int | None = None) -> None:
-        del self.data[size or 0:]
 
 
 def _counting(progress: http.ByteProgress | None):
