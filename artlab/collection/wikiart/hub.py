@@ -267,6 +267,8 @@ def _http_line(what: str, exc) -> DownloadError:
         return DownloadError(f"the hub is rate-limiting requests (HTTP 429){asks}: wait and run again (it resumes)")
     if code in (401, 403):
         return _refused(what, code, gated=code == 403)
+    if code >= 500:
+        return DownloadError(f"the hub failed to answer for {what} (HTTP {code}): run again later (it resumes)")
     return DownloadError(f"unexpected answer from the hub for {what}: HTTP {code}")
 
 
