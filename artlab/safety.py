@@ -20,7 +20,7 @@ from typing import Callable
 from .errors import ArtlabError
 
 MARKER = ".artlab.json"
-KINDS = ("run", "collection", "explain")
+KINDS = ("run", "collection", "explain", "audit")
 
 #: Size caps on the files artlab reads, in bytes (a hostile or broken file is refused before it is read).
 CAPS = {"json": 32 << 20, "csv": 512 << 20, "npz": 4 << 30, "weights": 8 << 30, "image": 1 << 30}

@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from artlab.cli.audit import add_audit_parser, add_from_findings, cmd_audit
 from artlab.cli.files import image_files
 from artlab.cli.train_options import add_train_options, config_from_args, lazy_choices
 from artlab.errors import ArtlabError
@@ -44,6 +45,11 @@ def cmd_data(a) -> int:
                            netherlandish=a.netherlandish, exclusions=Path(a.exclusions) if a.exclusions else None,
                            extra_merges=a.extra_merges,
                            max_side=a.max_side, workers=a.workers, rate=a.rate, limit=a.limit, progress=progress)
+        if not a.no_audit:  # the build proposes (the audit's non-painting ranking), the curator decides
+            from artlab.cli.audit import met_proposals
+            proposals = met_proposals(Path(a.out))
+            if proposals:
+                report.notes.append(f"not-a-painting proposals, per culture beside the study's Table 1: {proposals}")
     progress.done()
     print("\n".join(report.lines()))
     print(f"collection written to {a.out}")
@@ -141,6 +147,9 @@ def cmd_embed(a) -> int:
 
 def cmd_curate(a) -> int:
     from artlab.collection import curation
+    if a.from_findings:
+        from artlab.cli.audit import cmd_from_findings
+        return cmd_from_findings(a)
     chosen = [name for name, on in (("--exclude", a.exclude), ("--set", a.set), ("--undo", a.undo),
                                     ("--list", a.list)) if on]
     if len(chosen) != 1:
@@ -227,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--extra-merges", action="store_true",
                      help="also merge what the study did not (Native/Latin American -> American, Spanish Colonial -> "
                           "Spanish, Venetian/Florentine/Sienese -> Italian, Mughal -> Indian)")
+    met.add_argument("--no-audit", action="store_true", help="skip the audit's not-a-painting ranking after the build")
     for q in (demo, met):
         q.add_argument("--netherlandish", choices=["dutch", "flemish"], default=None,
                        help="map 'Netherlandish' to a class (default: leave it unlabelled)")
@@ -293,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--undo", default=None, metavar="ID", help="withdraw the decisions on this painting")
     cu.add_argument("--list", action="store_true", help="every decision, with what stands")
     cu.add_argument("--note", default="", help="a note kept with the decision")
+    add_from_findings(cu)
+    add_audit_parser(sub)
 
     ex = sub.add_parser("experiment", help="a grid of runs from a TOML config, and its results table")
     ex.add_argument("config")
@@ -302,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "explain": cmd_explain, "embed": cmd_embed, "experiment": cmd_experiment, "curate": cmd_curate}
+            "explain": cmd_explain, "embed": cmd_embed, "experiment": cmd_experiment, "curate": cmd_curate,
+            "audit": cmd_audit}
 
 
 def _know_artlab_outputs() -> None:

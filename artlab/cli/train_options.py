@@ -23,6 +23,7 @@ HELP = {
     "patience": "early stopping: epochs without a better val loss",
     "split": "train,val,test ratios (default 0.7,0.15,0.15; culture 0.8,0.1,0.1)",
     "group_by_artist": "artist-disjoint splits",
+    "group_duplicates": "keep copies of one painting (identical files, near-identical pictures) in one split",
     "classes": "comma-separated subset of classes",
     "class_weights": "weight the loss by inverse class frequency",
     "cache_views": "augmented views cached for partial/transfer (0: a fresh augmentation every epoch, the studies' "

@@ -40,7 +40,7 @@ def model_card(cfg: TrainConfig, task: Task, spec: BackboneSpec, provenance: dic
                  "group_by_artist": cfg.group_by_artist,
                  "split_kind": "artist-disjoint" if cfg.group_by_artist else "random", "per_class": per_class,
                  "dropped_classes": task.dropped_classes, "licenses": sorted(df["license"].unique().tolist()),
-                 "curation": task.curation},
+                 "curation": task.curation, "leakage": task.leakage},
         "backbone": {"name": spec.name, "description": spec.description, "input_size": spec.input_size,
                      "resize_size": spec.resize_size, "mean": list(spec.mean), "std": list(spec.std),
                      "feature_dim": spec.feature_dim, "weights": provenance, "license": spec.license,

@@ -37,6 +37,7 @@ class TrainConfig:
     seed: int = 0
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     group_by_artist: bool = False
+    group_duplicates: bool = False  # keep each near-copy group (artlab.collection.duplicates) in one split
     min_per_class: int = 5
     max_per_class: int | None = None
     classes: tuple[str, ...] | None = None

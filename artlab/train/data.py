@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -14,11 +15,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from artlab.collection.contract import labelled
 from artlab.collection.curation import effective
+from artlab.collection.duplicates import PHASH_BITS, find_copies, leakage
 from artlab.train.config import TrainConfig
 from artlab.errors import CollectionError
 from artlab.images import load_image
 from artlab.train.prefetch import prefetch_batches
-from artlab.train.splits import SPLITS, stratified_split
+from artlab.train.splits import SPLITS, split_groups, stratified_split
 
 
 @dataclasses.dataclass
@@ -29,6 +31,7 @@ class Task:
     df: pd.DataFrame  # labelled rows with columns y (class index) and split
     dropped_classes: dict[str, int]
     curation: dict = dataclasses.field(default_factory=dict)  # what of curation.csv was applied (Curated.record)
+    leakage: dict = dataclasses.field(default_factory=dict)  # near-copy groups across splits (duplicates.leakage)
 
     def rows(self, split: str) -> pd.DataFrame:
         return self.df[self.df["split"] == split]
@@ -58,10 +61,15 @@ def make_task(cfg: TrainConfig) -> Task:
         df = df.sample(frac=1.0, random_state=cfg.seed).groupby(cfg.label).head(cfg.max_per_class)
     df = df.sort_values("id").reset_index(drop=True)
     df["y"] = df[cfg.label].map({c: i for i, c in enumerate(classes)}).astype(int)
-    groups = df["artist"] if cfg.group_by_artist else None
+    t0 = time.perf_counter()
+    pairs, copies = find_copies(root, df["id"], df["path"])
+    hashing = time.perf_counter() - t0
+    groups = split_groups(df, cfg.group_by_artist, copies if cfg.group_duplicates else {})
     df["split"] = stratified_split(df[cfg.label], cfg.split, cfg.seed, groups=groups)
+    leaks = leakage(pd.Series(df["split"].to_numpy(), index=df["id"].astype(str)), copies,
+                    f"sha256 + pHash within {PHASH_BITS} bits", hashing)
     return Task(root=root, label=cfg.label, classes=classes, df=df, dropped_classes=dropped,
-                curation=curated.record())
+                curation=curated.record(), leakage={**leaks, "grouped": cfg.group_duplicates})
 
 
 class ImageDataset(Dataset):

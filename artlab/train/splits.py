@@ -1,7 +1,8 @@
 """Seeded, stratified train/val/test splits, optionally artist-disjoint.
 
 A random split lets the same artist sit in train and test; a kNN baseline then finds the painter, not the genre.
-``group_by="artist"`` keeps every artist in one split (unknown artists stay individually assignable).
+``group_by="artist"`` keeps every artist in one split (unknown artists stay individually assignable); ``split_groups``
+also keeps copies of one painting together (artlab.collection.duplicates: otherwise a kNN finds the twin).
 """
 
 from __future__ import annotations
@@ -53,6 +54,33 @@ def stratified_split(labels: pd.Series, ratios=(0.7, 0.15, 0.15), seed: int = 0,
         else:
             _assign_groups(out, idx, groups, quotas, rng)
     return out
+
+
+def split_groups(df: pd.DataFrame, by_artist: bool, copies: dict[str, str]) -> pd.Series | None:
+    """The groups a split keeps whole: a named artist's paintings (``by_artist``) and each near-copy group
+    (``copies``: {id: group}, artlab.collection.duplicates), joined where they overlap (a copy of a painting by an
+    artist goes where the artist goes). None when neither is asked."""
+    if not copies:  # the artist column itself: the same splits as before near-copies were known
+        return df["artist"] if by_artist else None
+    ids = df["id"].astype(str).to_numpy()
+    artists = df["artist"].fillna("").astype(str).str.strip().to_numpy() if by_artist else [""] * len(df)
+    parent = list(range(len(df)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, (pid, artist) in enumerate(zip(ids, artists)):
+        for key in ([f"artist:{artist}"] if artist and artist.lower() not in UNKNOWN_ARTISTS else []) + (
+                [f"copy:{copies[pid]}"] if pid in copies else []):
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
+    roots = [find(i) for i in range(len(df))]
+    size = np.bincount(roots, minlength=len(df))
+    return pd.Series([f"group:{ids[r]}" if size[r] > 1 else "" for r in roots], index=df.index)
 
 
 def _assign_groups(out: pd.Series, idx: np.ndarray, groups: pd.Series, quotas, rng) -> None:
