@@ -17,6 +17,7 @@ import pandas as pd
 
 from artlab.audit import finders
 from artlab.audit.features import collection_features, imagenet_classes
+from artlab.audit.verify import VERIFIED, region_match
 from artlab.collection.contract import labelled, read_manifest
 from artlab.collection.curation import effective
 from artlab.collection.duplicates import UnionFind, copy_pairs, hash_files
@@ -36,7 +37,7 @@ class Audit:
     findings: pd.DataFrame  # COLUMNS, plus a ``detail`` column for the report
     pairs: pd.DataFrame  # every near-copy pair: a, b, how, score
     groups: dict[str, str]  # {id: group} of the paintings in a pair
-    odd: pd.DataFrame  # every painting's not-a-painting ranking (id, looks_like, confidence, surprise, outlier, score)
+    odd: pd.DataFrame  # every painting's not-a-painting ranking (id, looks_like, confidence, unlike, atypical, score)
     labels: pd.DataFrame | None  # every labelled painting's label scores (id, given, suggested, ..., score)
     seconds: dict[str, float]
     run: dict | None = None  # straddling groups and test accuracies of a run (``run_leakage``)
@@ -59,6 +60,7 @@ def _ranked(kind: str, table: pd.DataFrame, related: str, detail, top: int | Non
 def audit_collection(collection: str | Path, label: str | None = None, backbone: str = "efficientnet_lite0",
                      cache: str | Path | None = None, run=None, n_folds: int = 5, seed: int = 0,
                      top: int | None = DEFAULT_TOP, min_per_class: int = 5,
+                     copy_similarity: float = finders.COPY_SIMILARITY,
                      progress: Progress | None = None) -> Audit:
     """Audit the collection as curated (excluded paintings are not looked at again). ``label``: the column whose
     labels are checked (None: no label finder). ``cache``: where the frozen features are kept (default: a
@@ -85,10 +87,12 @@ def audit_collection(collection: str | Path, label: str | None = None, backbone:
     seconds["features"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    emb, threshold = finders.embedding_pairs(ids, feats)
-    emb["score"] = emb["sim"].clip(upper=0.999)
+    emb, threshold = finders.embedding_pairs(ids, feats, copy_similarity)
     known = set(zip(pairs["a"], pairs["b"]))
     emb = emb[np.array([(a, b) not in known for a, b in zip(emb["a"], emb["b"])], dtype=bool)]
+    path = dict(zip(ids, curated["path"]))
+    emb["score"] = [min(region_match(root / path[a], root / path[b]), 0.999) for a, b in zip(emb["a"], emb["b"])]
+    emb = emb[emb["score"] >= VERIFIED]
     pairs = pd.concat([pairs[["a", "b", "how", "score"]], emb[["a", "b", "how", "score"]]], ignore_index=True)
     uf = UnionFind(sorted(set(pairs["a"]) | set(pairs["b"])))
     for a, b in zip(pairs["a"], pairs["b"]):
@@ -106,7 +110,7 @@ def audit_collection(collection: str | Path, label: str | None = None, backbone:
     parts = [_ranked("near-copy", pairs.rename(columns={"a": "id"}), "b",
                      lambda r: f"{r.how}; group {groups[r.id]}", None),
              _ranked("not-a-painting", odd, "looks_like",
-                     lambda r: f"looks like: {r.looks_like} ({r.confidence:.0%}); outlier {r.outlier:.2f}", top)]
+                     lambda r: f"looks like: {r.looks_like} ({r.confidence:.0%}); atypical {r.atypical:.2f}", top)]
     if lab is not None:
         suspects = lab[(lab["suggested"] != lab["given"]) & ((lab["margin"] < 0.5) | lab["issue"])]
         parts.append(_ranked("label", suspects, "suggested",

@@ -23,6 +23,9 @@ def add_audit_parser(sub) -> None:
     au.add_argument("--top", type=int, default=50, help="rows of the not-a-painting and label rankings kept "
                     "(default 50; near-copies: every pair)")
     au.add_argument("--folds", type=int, default=5, help="cross-validation folds of the label finder (default 5)")
+    au.add_argument("--copy-similarity", type=float, default=None, help="the centred cosine similarity from which "
+                    "two paintings may be the same in another scan or crop, before the pixel check (default 0.5, "
+                    "measured with efficientnet_lite0)")
     au.add_argument("--no-pictures", action="store_true", help="write no side-by-side pictures")
     au.add_argument("--overwrite", action="store_true", help="replace an earlier audit in --out")
 
@@ -53,7 +56,8 @@ def cmd_audit(a) -> int:
         from artlab.runfolder import Run
         run = Run.open(a.run)
     audit = audit_collection(a.collection, a.label, backbone=a.backbone, cache=out / "features", run=run,
-                             n_folds=a.folds, top=a.top, progress=TqdmProgress())
+                             n_folds=a.folds, top=a.top, progress=TqdmProgress(),
+                             **({"copy_similarity": a.copy_similarity} if a.copy_similarity else {}))
     write_audit(audit, out, pictures=not a.no_pictures)
     for kind in ("near-copy", "not-a-painting", "label"):
         rows = audit.of(kind)
