@@ -83,6 +83,7 @@ pages = st.navigation([
     st.Page("pages/misclassifications.py", title="Where the models go wrong", icon=":material/rule:"),
     st.Page("pages/culture_map.py", title="Culture map", icon=":material/hub:"),
     st.Page("pages/experiments.py", title="Training and experiments", icon=":material/monitoring:"),
+    st.Page("pages/review.py", title="Review the collection", icon=":material/fact_check:"),
     st.Page(classify_address, title="Classify a painting", url_path="classify", visibility="hidden"),
 ])
 sidebar()

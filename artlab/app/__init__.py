@@ -4,6 +4,7 @@
 cache decorator, keyed on a run and its card), ``runs`` (what the app reads from runs), ``images`` (previews and
 samples), ``analysis`` (predictions, CAMs, neighbours, the map), ``widgets`` (display helpers), ``words`` (the model
 card in words), ``curation`` (flagging a painting, the decisions table, the corrections since a run was trained),
+``review`` (an audit's findings, each one click from a decision),
 ``roots`` (the folders the app may open, and how far it looks under one),
 ``memory`` (the decode budget of an upload, memory handed back). Pages use the names offered here:
 ``from artlab import app``, then ``app.current_run()``; each is loaded from its module on first use, so
@@ -32,6 +33,7 @@ _MODULES = {
         "MAX_PATH_PAINTINGS", "METHOD_NAMES", "TOO_SLOW_FOR_THE_APP", "cam_methods", "digest", "explanations",
         "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",
     ),
+    "review": ("findings_tab", "list_audits", "load_audit", "summary_lines"),
     "curation": (
         "FLAGGED", "curation_message", "decisions_table", "filter_flagged", "flag_controls", "stale_notice",
         "unavailable_notice",

@@ -13,6 +13,7 @@ import pandas as pd
 from artlab import __version__
 from artlab.audit.audit import COLUMNS, KINDS, Audit
 from artlab.collection.contract import read_manifest
+from artlab.errors import ArtlabError
 from artlab.images import load_image
 from artlab.io import atomic_save, atomic_write_json, atomic_write_text
 from artlab.report.csvsafe import to_csv_for_people
@@ -36,6 +37,19 @@ def curate_words(collection: str | Path, kind: str, pid: str, related: str, labe
 
 def curate_command(collection, kind, pid, related, label) -> str:
     return " ".join(shlex.quote(w) for w in curate_words(collection, kind, pid, related, label))
+
+
+def decide(collection: str | Path, kind: str, pid: str, related: str, label: str | None) -> dict:
+    """Record the decision ``curate_words`` spells (artlab.collection.curation): the one mapping from a finding to
+    a decision, for ``artlab curate --from-findings`` and the app's review page. Returns the decision's row."""
+    from artlab.collection import curation
+    if kind == "label":
+        if not label:
+            raise ArtlabError("this audit checked no label: a label finding cannot be applied")
+        return curation.relabel(collection, pid, label, related, note="audit: label looks wrong")
+    if kind == "near-copy":
+        return curation.exclude(collection, pid, reason="duplicate", note=f"audit: a copy of {related}")
+    return curation.exclude(collection, pid, reason="not a painting", note=f"audit: looks like {related}")
 
 
 def picture_ids(kind: str, pid: str, related: str, nearest: dict[str, str]) -> list[str]:
@@ -130,7 +144,6 @@ def markdown(audit: Audit, findings: pd.DataFrame, summary: dict) -> str:
 
 def read_findings(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     """(findings.csv, audit.json) of an audit folder, for the app and ``artlab curate --from-findings``."""
-    from artlab.errors import ArtlabError
     from artlab.safety import CAPS, read_capped
     folder = Path(folder)
     try:

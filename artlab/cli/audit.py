@@ -75,7 +75,7 @@ def cmd_audit(a) -> int:
 def cmd_from_findings(a) -> int:
     """``artlab curate COLLECTION --from-findings F --kind K --top N``: each finding one decision (a near-copy's id
     excluded as a duplicate, a non-painting excluded, a label set to the suggestion)."""
-    from artlab.audit.report import curate_command, read_findings
+    from artlab.audit.report import curate_command, decide, read_findings
     from artlab.collection import curation
     if not a.kind:
         raise ArtlabError("--from-findings needs --kind near-copy, not-a-painting or label")
@@ -92,12 +92,7 @@ def cmd_from_findings(a) -> int:
         if a.dry_run:
             print(curate_command(a.collection, r.kind, r.id, r.related, label))
             continue
-        if r.kind == "label":
-            row = curation.relabel(a.collection, r.id, label, r.related, note="audit: label looks wrong")
-        else:
-            reason = "duplicate" if r.kind == "near-copy" else "not a painting"
-            note = f"audit: a copy of {r.related}" if r.kind == "near-copy" else f"audit: looks like {r.related}"
-            row = curation.exclude(a.collection, r.id, reason=reason, note=note)
+        row = decide(a.collection, r.kind, r.id, r.related, label)
         print(f"{row['id']}: {curation.describe(row)}")
     if not a.dry_run:
         print(f"{len(rows)} decision(s) recorded in {Path(a.collection) / curation.CURATION}; the next training "
