@@ -6,8 +6,6 @@ from pathlib import Path
 import streamlit as st
 
 from artlab import app
-from artlab.audit.audit import KINDS
-from artlab.audit.report import TITLES
 from artlab.report.csvsafe import md
 
 app.require_frame()
@@ -27,7 +25,7 @@ if loaded is not None:
     app.curation_message()
     for line in app.summary_lines(summary):
         st.markdown(line)
-    tabs = st.tabs([f"{TITLES[k]} ({int((table['kind'] == k).sum())})" for k in KINDS])
-    for kind, tab in zip(KINDS, tabs):
+    titles = app.tab_titles(table)
+    for (kind, _), tab in zip(titles, st.tabs([title for _, title in titles])):
         with tab:
             app.run_safely(app.findings_tab, folder, table, summary, kind, what="showing the findings")

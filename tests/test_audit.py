@@ -247,3 +247,30 @@ def test_a_run_on_a_collection_with_copies_across_splits_has_leakage(faulty, tmp
     audit = audit_collection(collection, "genre", run=run, cache=tmp_path / "features", top=5)
     assert audit.run["groups_across_splits"] >= 1
     assert set(audit.run["accuracy"]) == {"finetuned", "knn"}
+
+
+# --- the app's review page ----------------------------------------------------------------------------------------
+
+def test_review_page_shows_findings_and_a_click_records_a_decision(faulty, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from artlab.cli.commands import main
+    from artlab.collection.curation import effective
+    collection, truth = faulty
+    work = tmp_path / "collection"
+    shutil.copytree(collection, work)
+    root = tmp_path / "runs"
+    assert main(["audit", str(work), "--label", "genre", "--out", str(root / "audit-1"), "--top", "4"]) == 0
+    monkeypatch.setenv("ARTLAB_RUNS", str(root))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Review the collection"
+    assert [t.label.split(" (")[0] for t in at.tabs] == ["Near-copies", "Not a painting", "Label looks wrong"]
+    assert len(at.image) >= 8  # the pictures side by side, in every tab
+    table = pd.read_csv(root / "audit-1" / "findings.csv", dtype=str, keep_default_na=False)
+    first = table[table["kind"] == "not-a-painting"].iloc[0]
+    at.button(key="review_not-a-painting_1").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert first["id"] in effective(work).excluded
+    assert any("excluded" in str(s.value) and first["id"].split("-")[1] in str(s.value) for s in at.success)

@@ -19,6 +19,7 @@ LAYERS = {
     "collection": 1, "model": 1, "report": 1,
     "runfolder": 2,
     "train": 3, "explain": 3,
+    "audit": 3.5,  # above train/ (it reuses the frozen-feature cache and the artist-grouped folds), below app and CLI
     "app": 4, "cli": 4,
     "testing": 5,  # helpers for the tests and benchmarks (a Streamlit protocol client): nothing in artlab uses them
 }

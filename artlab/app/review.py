@@ -91,6 +91,11 @@ def _decide(collection: str, kind: str, pid: str, related: str, label: str | Non
                                             f"{curation.CURATION}; the next training on this collection will see it.")
 
 
+def tab_titles(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(kind, "Title (count)") for each kind of finding, in the audit's order."""
+    return [(k, f"{TITLES[k]} ({int((table['kind'] == k).sum())})") for k in KINDS]
+
+
 def summary_lines(summary: dict) -> list[str]:
     """The audit in plain words (data strings escaped)."""
     lines = [f"Collection {md(summary.get('collection', '?'))}; label checked: {md(summary.get('label') or 'none')}."]

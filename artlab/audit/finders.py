@@ -109,14 +109,14 @@ def out_of_fold(feats: np.ndarray, y: np.ndarray, folds: np.ndarray, n_classes: 
 
 
 def self_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Confident learning's self-confidence, p̂(ỹ = i; x) for the given label i (Northcutt et al. 2021, section
-    3.1's per-class thresholds are its class means): low for a suspect label."""
+    """Confident learning's self-confidence, p̂(ỹ = i; x) for the given label i (Northcutt et al. 2021; the
+    confident joint's per-class thresholds are its class means): low for a suspect label."""
     return np.asarray(probs)[np.arange(len(labels)), labels]
 
 
 def normalized_margin(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The margin p̂(ỹ = i; x) - max_{j != i} p̂(ỹ = j; x) of the given label i over the likeliest other class (the
-    ordering of Northcutt et al. 2021's "prune by noise rate", section 3.2), mapped from [-1, 1] to [0, 1]."""
+    margin Northcutt et al. 2021 order their prune-by-noise-rate removals by), mapped from [-1, 1] to [0, 1]."""
     p = np.asarray(probs, dtype=np.float64)
     own = self_confidence(p, labels)
     others = p.copy()
@@ -125,7 +125,7 @@ def normalized_margin(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def confident_joint_issues(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Confident learning's off-diagonal of the confident joint (Northcutt et al. 2021, section 3.1, eq. 1): with
+    """Confident learning's off-diagonal of the confident joint (Northcutt et al. 2021, section 3.1): with
     t_j the mean self-confidence of the paintings labelled j, a painting labelled i counts as truly j when
     p̂(ỹ = j; x) >= t_j (the likeliest such j); it is an issue when that j is not i. True where so."""
     p = np.asarray(probs, dtype=np.float64)
