@@ -274,3 +274,20 @@ def test_review_page_shows_findings_and_a_click_records_a_decision(faulty, tmp_p
     assert not at.exception, [e.value for e in at.exception]
     assert first["id"] in effective(work).excluded
     assert any("excluded" in str(s.value) and first["id"].split("-")[1] in str(s.value) for s in at.success)
+
+
+def test_met_build_writes_the_not_a_painting_ranking_beside_table_1(faulty, tmp_path, monkeypatch):
+    from artlab.cli.audit import met_proposals
+    from artlab.collection.met import labels
+    collection, truth = faulty
+    work = tmp_path / "met"
+    shutil.copytree(collection, work)
+    culture = pd.read_csv(work / "manifest.csv", dtype=str, keep_default_na=False)["culture"]
+    first = culture[culture != ""].iloc[0]
+    monkeypatch.setattr(labels, "PAPER_TABLE1", {first: (100, 90)})
+    out = met_proposals(work)
+    ranked = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert len(ranked) == len(culture) and ranked["rank"].tolist()[:3] == ["1", "2", "3"]
+    assert set(ranked["id"].head(6)) & truth["odd"]
+    text = (work / "not-a-painting.md").read_text()
+    assert f"| {first} |" in text and "| 100 | 90 | 10 |" in text

@@ -19,6 +19,7 @@ OTHER = {
     "weight_decay": ("0.001", 0.001), "scheduler": ("step", "step"), "step_size": ("3", 3), "gamma": ("0.5", 0.5),
     "plateau_patience": ("4", 4), "epochs": ("7", 7), "patience": ("2", 2), "batch_size": ("8", 8), "seed": ("3", 3),
     "split": ("0.6,0.2,0.2", (0.6, 0.2, 0.2)), "group_by_artist": (None, True), "min_per_class": ("2", 2),
+    "group_duplicates": (None, True),
     "max_per_class": ("40", 40), "classes": ("portrait,landscape", ("portrait", "landscape")),
     "class_weights": (None, True), "cache_views": ("0", 0), "dropout": ("0.3", 0.3),
     "knn_metric": ("euclidean", "euclidean"), "embedding_layer": ("head", "head"), "knn_ks": ("1,5", (1, 5)),
