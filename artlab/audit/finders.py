@@ -18,6 +18,7 @@ import pandas as pd
 from artlab.model.knn import KNNBaseline, l2_normalise
 
 NEIGHBOURS = 5
+QUERY_BLOCK = 1024  # paintings searched at once: a block x n similarity matrix, not n x n
 #: Two paintings whose centred features (``centred``) have at least this cosine similarity are candidates for the
 #: same painting in another scan or crop, checked in pixels next (artlab.audit.verify). Measured on the 174 demo
 #: paintings with EfficientNet-Lite0's centre view: no two distinct paintings reach 0.56; copies cropped by 8-15% a
@@ -39,7 +40,8 @@ def neighbours(unit: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.nd
     """(cosine similarities, indices) of each row's ``k`` nearest other rows (itself left out)."""
     k = min(k, len(unit) - 1)
     knn = KNNBaseline(k=k + 1, n_classes=1).fit(unit, np.zeros(len(unit), dtype=np.int64))
-    sims, idx = knn.kneighbors(unit, k + 1)
+    found = [knn.kneighbors(unit[i:i + QUERY_BLOCK], k + 1) for i in range(0, len(unit), QUERY_BLOCK)]
+    sims, idx = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
     keep = idx != np.arange(len(unit))[:, None]
     order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # drop self wherever ties put it
     return np.take_along_axis(sims, order, 1), np.take_along_axis(idx, order, 1)
