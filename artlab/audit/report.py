@@ -145,16 +145,20 @@ def markdown(audit: Audit, findings: pd.DataFrame, summary: dict) -> str:
 def read_findings(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     """(findings.csv, audit.json) of an audit folder, for the app and ``artlab curate --from-findings``."""
     from artlab.safety import CAPS, read_capped
-    folder = Path(folder)
+    path = Path(folder)
+    csv = path if path.suffix.lower() == ".csv" else path / FINDINGS  # the folder, or its findings.csv
     try:
-        table = pd.read_csv(folder / FINDINGS, dtype={"id": str, "related": str}, keep_default_na=False)
-        summary = json.loads(read_capped(folder / SUMMARY, CAPS["json"])) if (folder / SUMMARY).is_file() else {}
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ArtlabError(f"{folder / FINDINGS}: unreadable ({str(exc).strip().splitlines()[0][:160]})") from None
+        table = pd.read_csv(csv, dtype={"id": str, "related": str}, keep_default_na=False)
+        summary = json.loads(read_capped(csv.parent / SUMMARY, CAPS["json"])) if (csv.parent / SUMMARY).is_file() \
+            else {}
+    except (OSError, ValueError, ArtlabError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ArtlabError(f"{csv}: unreadable ({str(exc).strip().splitlines()[0][:160]})") from None
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
-        raise ArtlabError(f"{folder / FINDINGS}: missing column(s) {', '.join(missing)}")
+        raise ArtlabError(f"{csv}: missing column(s) {', '.join(missing)}")
     bad = table[~table["kind"].isin(KINDS)]
     if len(bad):
-        raise ArtlabError(f"{folder / FINDINGS}, line {int(bad.index[0]) + 2}: unknown kind {bad['kind'].iloc[0]!r}")
+        raise ArtlabError(f"{csv}, line {int(bad.index[0]) + 2}: unknown kind {bad['kind'].iloc[0]!r}")
+    if not pd.to_numeric(table["rank"], errors="coerce").notna().all():
+        raise ArtlabError(f"{csv}: column 'rank' must hold whole numbers")
     return table, summary

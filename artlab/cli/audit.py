@@ -48,6 +48,9 @@ def cmd_audit(a) -> int:
     from artlab.safety import check_output, mark_output
     if not (Path(a.collection) / MANIFEST).is_file():
         raise ArtlabError(f"{a.collection} is not a collection (no {MANIFEST})")
+    from artlab.collection.contract import read_manifest
+    if a.label and a.label not in read_manifest(a.collection).columns:  # said before --out is claimed
+        raise ArtlabError(f"{Path(a.collection) / MANIFEST}: no column {a.label!r} to check")
     sources = {"the collection": a.collection, "the run": a.run}
     out = check_output(a.out, "audit", overwrite=a.overwrite, sources=sources)
     mark_output(out, "audit")  # first: an interrupted audit (its feature cache written) is still artlab's
@@ -80,7 +83,7 @@ def cmd_from_findings(a) -> int:
     if not a.kind:
         raise ArtlabError("--from-findings needs --kind near-copy, not-a-painting or label")
     folder = Path(a.from_findings)
-    table, summary = read_findings(folder.parent if folder.name.endswith(".csv") else folder)
+    table, summary = read_findings(folder)
     label = summary.get("label")
     if a.kind == "label" and not label:
         raise ArtlabError(f"{folder}: the audit checked no label (its audit.json names none)")
