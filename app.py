@@ -49,6 +49,8 @@ def model_card(card: dict) -> None:
     warning = app.small_collection_warning(card)
     if warning:
         st.warning(warning, icon=":material/info:")
+    for leak in filter(None, [app.leakage_warning(card)]):
+        st.warning(leak, icon=":material/content_copy:")
     if card.get("deviations"):
         st.markdown(app.deviations_markdown(card))
 

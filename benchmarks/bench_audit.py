@@ -14,7 +14,7 @@ Targets (issue 24): near-copies recall >= 0.9 at precision >= 0.9 (pairs); not-a
 2N of its ranking (N: the pictures injected); label errors: precision in the top N (N: the paintings relabelled)
 reported beside a random ranking's rate (judged: at least twice it).
 
-    python benchmarks/bench_audit.py [--demo DIR] [--photos DIR]
+    python benchmarks/bench_audit.py [--demo DIR] [--photos DIR] [--seed N]
 """
 
 from __future__ import annotations
@@ -123,14 +123,15 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--demo", default=None, help="a built demo collection (default: built now)")
     p.add_argument("--photos", default=None, help="a folder of photographs (default: darknet's sample data)")
+    p.add_argument("--seed", type=int, default=0, help="which paintings are copied and relabelled")
     a = p.parse_args()
     from artlab.audit import audit_collection
     photos = Path(a.photos) if a.photos else next((Path(d) for d in PHOTOS if Path(d).is_dir()), None)
     demo = Path(a.demo) if a.demo else common.demo_collection()
-    truth = faulty_collection(demo, common.workdir() / "faulty", photos)
+    truth = faulty_collection(demo, common.workdir() / "faulty", photos, a.seed)
     common.header(f"the audit on the demo collection with known faults: {len(truth['pairs'])} near-copies, "
                   f"{len(truth['relabelled'])} relabelled, {len(truth['odd'])} not paintings "
-                  f"({truth['photos']} photographs from {photos}, the rest textures)")
+                  f"({truth['photos']} photographs from {photos}, the rest textures); seed {a.seed}")
     t0 = time.perf_counter()
     audit = audit_collection(common.workdir() / "faulty", "genre", cache=common.workdir() / "features", top=None)
     total = time.perf_counter() - t0

@@ -291,3 +291,21 @@ def test_met_build_writes_the_not_a_painting_ranking_beside_table_1(faulty, tmp_
     assert set(ranked["id"].head(6)) & truth["odd"]
     text = (work / "not-a-painting.md").read_text()
     assert f"| {first} |" in text and "| 100 | 90 | 10 |" in text
+
+
+def test_split_groups_join_artists_and_copies():
+    from artlab.train.splits import split_groups
+    df = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "artist": ["Rembrandt", "Rembrandt", "unknown", "", "Hals"]})
+    assert split_groups(df, True, {}).equals(df["artist"])  # no copies: the artist column, as before
+    keys = split_groups(df, True, {"c": "b", "b": "b"}).tolist()  # c is a copy of Rembrandt's b
+    assert keys[0] == keys[1] == keys[2] != "" and keys[3] == "" and keys[4] == ""
+    keys = split_groups(df, False, {"c": "b", "b": "b"}).tolist()
+    assert keys[1] == keys[2] != "" and keys[0] == keys[3] == keys[4] == ""
+
+
+def test_the_sidebar_warns_of_copies_across_splits():
+    from artlab.app.review import leakage_warning
+    assert leakage_warning({"task": {"leakage": {"groups_across_splits": 0}}}) == ""
+    assert leakage_warning({"task": {}}) == ""
+    text = leakage_warning({"task": {"leakage": {"groups_across_splits": 2, "test_paintings_affected": 1}}})
+    assert text.startswith("2 painting(s)") and "--group-duplicates" in text

@@ -33,7 +33,7 @@ _MODULES = {
         "MAX_PATH_PAINTINGS", "METHOD_NAMES", "TOO_SLOW_FOR_THE_APP", "cam_methods", "digest", "explanations",
         "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",
     ),
-    "review": ("findings_tab", "list_audits", "load_audit", "summary_lines", "tab_titles"),
+    "review": ("findings_tab", "leakage_warning", "list_audits", "load_audit", "summary_lines", "tab_titles"),
     "curation": (
         "FLAGGED", "curation_message", "decisions_table", "filter_flagged", "flag_controls", "stale_notice",
         "unavailable_notice",

@@ -91,6 +91,18 @@ def _decide(collection: str, kind: str, pid: str, related: str, label: str | Non
                                             f"{curation.CURATION}; the next training on this collection will see it.")
 
 
+def leakage_warning(card: dict) -> str:
+    """A warning when copies of one painting sit in more than one of the run's splits (the card's
+    ``task.leakage``, docs/audit.md); '' otherwise."""
+    leak = (card.get("task") or {}).get("leakage") or {}
+    groups, test = leak.get("groups_across_splits") or 0, leak.get("test_paintings_affected") or 0
+    if not isinstance(groups, int) or groups <= 0:
+        return ""
+    return (f"{groups} painting(s) appear more than once in this collection with their copies in different splits "
+            f"({test} test painting(s) have a copy the models may have learned from): the test figures may flatter "
+            "them. `artlab train --group-duplicates` keeps copies together; *Review the collection* lists them.")
+
+
 def tab_titles(table: pd.DataFrame) -> list[tuple[str, str]]:
     """(kind, "Title (count)") for each kind of finding, in the audit's order."""
     return [(k, f"{TITLES[k]} ({int((table['kind'] == k).sum())})") for k in KINDS]
