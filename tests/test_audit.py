@@ -309,3 +309,20 @@ def test_the_sidebar_warns_of_copies_across_splits():
     assert leakage_warning({"task": {}}) == ""
     text = leakage_warning({"task": {"leakage": {"groups_across_splits": 2, "test_paintings_affected": 1}}})
     assert text.startswith("2 painting(s)") and "--group-duplicates" in text
+
+
+def test_artlab_data_met_proposes_after_the_build(faulty, tmp_path, monkeypatch, capsys):
+    import artlab.collection.met as met
+    from artlab.cli.commands import main
+    from artlab.collection.contract import BuildReport
+    collection, _ = faulty
+
+    def fake_build(out, objects, **kwargs):  # the build itself is tests/test_met.py's; here only what follows it
+        shutil.copytree(collection, out)
+        return BuildReport(source="met (stand-in)", kept=23)
+
+    monkeypatch.setattr(met, "build_met", fake_build)
+    assert main(["data", "met", "--objects", "MetObjects.csv", "--out", str(tmp_path / "met")]) == 0
+    assert (tmp_path / "met" / "not-a-painting.md").is_file() and "not-a-painting proposals" in capsys.readouterr().out
+    assert main(["data", "met", "--objects", "x", "--out", str(tmp_path / "met2"), "--no-audit"]) == 0
+    assert not (tmp_path / "met2" / "not-a-painting.csv").exists()
