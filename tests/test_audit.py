@@ -326,3 +326,10 @@ def test_artlab_data_met_proposes_after_the_build(faulty, tmp_path, monkeypatch,
     assert (tmp_path / "met" / "not-a-painting.md").is_file() and "not-a-painting proposals" in capsys.readouterr().out
     assert main(["data", "met", "--objects", "x", "--out", str(tmp_path / "met2"), "--no-audit"]) == 0
     assert not (tmp_path / "met2" / "not-a-painting.csv").exists()
+
+
+def test_a_near_copy_finding_leaves_out_the_smaller_picture(faulty, audited):
+    resized = next(p for pair in faulty[1]["pairs"] for p in pair if p.startswith("copy-resized-"))
+    original = resized.removeprefix("copy-resized-")
+    pair = audited.pairs[(audited.pairs["a"] == resized) | (audited.pairs["b"] == resized)]
+    assert pair[["a", "b"]].values.tolist() == [[resized, original]]  # the resized copy goes, the original stays

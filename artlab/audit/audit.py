@@ -94,6 +94,7 @@ def audit_collection(collection: str | Path, label: str | None = None, backbone:
     emb["score"] = [min(region_match(root / path[a], root / path[b]), 0.999) for a, b in zip(emb["a"], emb["b"])]
     emb = emb[emb["score"] >= VERIFIED]
     pairs = pd.concat([pairs[["a", "b", "how", "score"]], emb[["a", "b", "how", "score"]]], ignore_index=True)
+    pairs = _drop_first(pairs, root, path)
     uf = UnionFind(sorted(set(pairs["a"]) | set(pairs["b"])))
     for a, b in zip(pairs["a"], pairs["b"]):
         uf.union(a, b)
@@ -122,6 +123,28 @@ def audit_collection(collection: str | Path, label: str | None = None, backbone:
     if run is not None:
         audit.run = run_leakage(run, groups)
     return audit
+
+
+def _pixels(file: Path) -> int:
+    from PIL import Image
+    try:
+        with Image.open(file) as im:  # the header only
+            return im.width * im.height
+    except Exception:  # noqa: BLE001 - an unreadable file is the one to leave out
+        return -1
+
+
+def _drop_first(pairs: pd.DataFrame, root: Path, path: dict[str, str]) -> pd.DataFrame:
+    """Each pair ordered so that ``a`` (the finding's ``id``, the one its decision leaves out) is the smaller
+    picture, ``b`` (kept) the larger scan; equal sizes: the larger id goes."""
+    size = {pid: _pixels(root / path[pid]) for pid in set(pairs["a"]) | set(pairs["b"])}
+    def drop(pid):  # the one to leave out ranks higher: fewer pixels, then the larger id
+        return -size[pid], pid
+
+    swap = np.array([drop(a) < drop(b) for a, b in zip(pairs["a"], pairs["b"])], dtype=bool)
+    out = pairs.copy()
+    out.loc[swap, ["a", "b"]] = out.loc[swap, ["b", "a"]].to_numpy()
+    return out
 
 
 def _label_finder(curated: pd.DataFrame, label: str, feats: np.ndarray, n_folds: int, seed: int,
