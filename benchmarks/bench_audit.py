@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image, ImageEnhance, ImageFilter  # noqa: E402
 
-PHOTOS = ("/usr/share/darknet/data", "/tmp/w24/darknet/usr/share/darknet/data")
+PHOTOS = ("/usr/share/darknet/data",)  # Debian's darknet package (or ``dpkg -x`` it and pass --photos)
 ALTERATIONS = ("crop", "resize", "recompress", "colour")
 
 
