@@ -38,14 +38,6 @@ def list_audits(root: str) -> list[str]:
     return found
 
 
-def _stamp(folder: Path) -> tuple:
-    try:
-        s = (folder / FINDINGS).stat()
-        return s.st_mtime_ns, s.st_size
-    except OSError:
-        return None
-
-
 @st.cache_data(show_spinner=False, max_entries=8)
 def _load(folder: str, stamp) -> tuple[pd.DataFrame, dict]:
     return read_findings(folder)
@@ -54,7 +46,7 @@ def _load(folder: str, stamp) -> tuple[pd.DataFrame, dict]:
 def load_audit(folder: str) -> tuple[pd.DataFrame, dict]:
     """(findings, audit.json) of an audit folder the app may open."""
     path = check_root(folder)
-    return _load(str(path), _stamp(path))
+    return _load(str(path), _stamp_of(path / FINDINGS))
 
 
 def picture(folder: str, kind: str, rank: int) -> Path | None:
@@ -72,7 +64,22 @@ def collection_state(summary: dict) -> tuple[Path | None, curation.Curated | Non
     why = curation.unavailable(folder)
     if why and not (folder / "manifest.csv").is_file():
         return None, None, why
-    return folder, curation.effective(folder), why
+    stamp = tuple(_stamp_of(folder / name) for name in ("manifest.csv", curation.CURATION))
+    return folder, _curated(str(folder), stamp), why
+
+
+def _stamp_of(path: Path):
+    try:
+        s = path.stat()
+        return s.st_mtime_ns, s.st_size
+    except OSError:
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _curated(folder: str, stamp: tuple) -> curation.Curated:
+    """The collection as curated, read again when its manifest or curation.csv changes."""
+    return curation.effective(folder)
 
 
 def _decide(collection: str, kind: str, pid: str, related: str, label: str | None) -> None:
