@@ -136,3 +136,32 @@ def test_errors_are_one_clear_line(tmp_path, src):
     from artlab.safety import OutputError
     with pytest.raises(OutputError, match="the same folder as the source folder"):
         build_folder(src, src)
+
+
+@pytest.mark.parametrize("stem, title", [
+    ("The_Coronation_of_the_Virgin_435853", "The Coronation of the Virgin"),  # a museum's object id
+    ("Self-Portrait-000123", "Self-Portrait"),
+    ("View_of_Delft_1660", "View of Delft 1660"),  # a year, not an id
+    ("Lot_7", "Lot 7"), ("Study 12", "Study 12"),  # short numbers are part of the title
+    ("435853", "435853"),  # nothing but a number: kept, or there would be no title at all
+    ("head  study", "head study"),
+])
+def test_titles_from_file_names_are_cleaned(stem, title):
+    from artlab.collection.folder import title_from_name
+    assert title_from_name(stem) == title
+
+
+def test_the_report_counts_the_labels_and_titles_lose_their_ids(tmp_path):
+    """report.json's label_counts holds the classes kept (it was empty for a folder build), and a title taken from
+    a file name reads as one (underscores and a trailing object id gone); a CSV's own title is kept as written."""
+    import json
+    root = tmp_path / "mine"
+    picture(root / "religious" / "The_Coronation_of_the_Virgin_435853.jpg", seed=1)
+    picture(root / "religious" / "Saint_Jerome_1503.jpg", seed=2)
+    picture(root / "portrait" / "Portrait_of_a_Woman_436105.jpg", seed=3)
+    (root / "portrait" / "broken.jpg").write_text("not an image")
+    report = build_folder(root, tmp_path / "c", max_side=128)
+    saved = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert saved["label_counts"] == {"genre": {"religious": 2, "portrait": 1}} == report.label_counts
+    assert sorted(read_manifest(tmp_path / "c")["title"]) == [
+        "Portrait of a Woman", "Saint Jerome 1503", "The Coronation of the Virgin"]

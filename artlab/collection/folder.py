@@ -196,9 +196,21 @@ def _verified(file: Path, min_side: int | None) -> Image.Image:
     return load_image(file, min_side=min_side)
 
 
+def title_from_name(stem: str) -> str:
+    """A title from a file name: underscores become spaces and a trailing catalogue number is dropped
+    ("The_Coronation_of_the_Virgin_435853" -> "The Coronation of the Virgin"). Only a trailing number of four digits
+    or more after a separator counts as an id, and never one that reads as a year (1000-2099): "Lot_7", "Study 12"
+    and "View_of_Delft_1660" keep theirs, as does a name that is only a number."""
+    text = re.sub(r"[_\s]+", " ", stem).strip()
+    found = re.search(r"(?<=\S)[ -]+(\d{4,})$", text)
+    if found is None or re.fullmatch(r"1\d{3}|20\d\d", found.group(1)):
+        return text
+    return text[:found.start()].rstrip(" -")
+
+
 def _row(item: Item, rel: str, label: str, image_id: str) -> dict:
-    return {"id": image_id, "path": rel, "title": item.title or item.file.stem, "artist": item.artist,
-            "date": item.date, "source": "folder", "license": item.license, label: item.label,
+    return {"id": image_id, "path": rel, "title": item.title or title_from_name(item.file.stem),
+            "artist": item.artist, "date": item.date, "source": "folder", "license": item.license, label: item.label,
             "original": str(item.file)}
 
 
@@ -240,6 +252,7 @@ def _per_class(items: Iterable[Item], rows: list[dict], label: str) -> dict[str,
 
 def _summarise(report: BuildReport, df: pd.DataFrame, label: str, max_side: int | None, copy: bool) -> None:
     report.kept = len(df)
+    report.label_counts[label] = {c or "(unlabelled)": int(n) for c, n in df[label].value_counts().items()}
     if copy:
         report.notes.append("images re-encoded as JPEG" + (f", at most {max_side} px on the long side" if max_side
                                                            else ", at their own size"))
