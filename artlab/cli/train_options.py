@@ -25,6 +25,7 @@ HELP = {
     "group_by_artist": "artist-disjoint splits",
     "group_duplicates": "keep copies of one painting (identical files, near-identical pictures) in one split",
     "classes": "comma-separated subset of classes",
+    "max_per_class": "at most this many paintings of a class (default: all of them)",
     "class_weights": "weight the loss by inverse class frequency",
     "cache_views": "augmented views cached for partial/transfer (0: a fresh augmentation every epoch, the studies' "
                    "way; default 0 on CUDA, 4 on a CPU)",
