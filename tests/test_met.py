@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import signal
 import threading
 import time
 from email.utils import formatdate
@@ -447,16 +448,40 @@ def test_interrupted_build_leaves_no_debris_and_resumes(tmp_path, fake_met, obje
         load_image(out / path)
 
 
-def test_interrupt_is_prompt_during_a_long_back_off(tmp_path, fake_met, objects_csv):
-    stuck = _ids_of("Chinese")[0]  # the lowest id selected: among the first submitted to the pool
+def test_interrupt_is_prompt_during_a_long_back_off(tmp_path, fake_met, objects_csv, monkeypatch):
+    """Ctrl-C while a worker waits out a server's Retry-After of 30 s: the build stops at once, and that object is
+    not asked for again. The Ctrl-C is a real SIGINT, sent the moment the worker enters its 30 s wait: an interrupt
+    triggered by other paintings' progress (this test's first version) raced with the stuck request, which a busy
+    machine could send after the fifth painting was done (0 hits) or retry after a 1 s time-out (2 hits)."""
+    stuck = _ids_of("Chinese")[0]
     fake_met.failures[stuck] = "stuck"  # 503 with Retry-After: 30, every time
+    in_back_off, interrupted = threading.Event(), {}
+    wait = met.MetClient.wait
 
-    start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        met.build_met(tmp_path / "met", str(objects_csv), api=fake_met.base, min_per_class=3, limit=4,
-                      progress=Counted(stop_at=5), **KW)
-    assert time.monotonic() - start < 10  # the worker waiting out Retry-After stopped, not slept 30 s
-    assert fake_met.hits_for(stuck) == 1 and _debris(tmp_path) == []
+    def watched(client, attempt, seconds=None):
+        if seconds is not None and seconds >= 30:
+            in_back_off.set()
+        return wait(client, attempt, seconds)
+
+    def press_ctrl_c():
+        if in_back_off.wait(60):
+            interrupted.update(at=time.monotonic(), hits=fake_met.hits_for(stuck))
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    monkeypatch.setattr(met.MetClient, "wait", watched)
+    kept = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt, as in a shell
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            met.build_met(tmp_path / "met", str(objects_csv), api=fake_met.base, min_per_class=3, limit=4,
+                          progress=Counted(), **KW)
+    finally:
+        signal.signal(signal.SIGINT, kept)
+        presser.join(timeout=5)
+    assert interrupted, "the stuck object's worker never reached its Retry-After wait"
+    assert time.monotonic() - interrupted["at"] < 10  # the worker's 30 s wait was cut short, not slept out
+    assert fake_met.hits_for(stuck) == interrupted["hits"] >= 1 and _debris(tmp_path) == []
 
 
 def _table(path: Path, records: list[dict]) -> Path:
