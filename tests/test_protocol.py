@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
+from _shipped import CHECKPOINTS, SHIPPED_RUNS, shipped_runs
 from artlab.cli import main
 from artlab.report.protocol import CULTURE, GENRE, deviations, study_of
 from artlab.runfolder import Run
 from artlab.train.config import TrainConfig
 from artlab.train.splits import UNKNOWN_ARTISTS
 
-CHECKPOINTS = Path(__file__).parents[1] / "checkpoints"
-SHIPPED = sorted(p for p in CHECKPOINTS.iterdir() if (p / "card.json").is_file())
+SHIPPED = shipped_runs()  # by name: a user's own run in checkpoints/ is none of them
 
 
 def _card(label="genre", source="wikiart (huggan/wikiart)", classes=GENRE.classes, device="cpu", views=0, **config):
@@ -88,6 +88,10 @@ def test_the_study_comes_from_the_label_then_the_recipe():
 
 @pytest.mark.parametrize("run", SHIPPED, ids=lambda p: p.name)
 def test_shipped_runs_say_their_departures_and_test_on_unseen_artists(run):
+    check_shipped(run)
+
+
+def check_shipped(run: Path) -> None:
     card = json.loads((run / "card.json").read_text())  # the file itself, not computed on read
     assert card["deviations"] and card["deviations"] == deviations(card)
     assert card["task"]["group_by_artist"] and card["task"]["split_kind"] == "artist-disjoint"
@@ -97,6 +101,39 @@ def test_shipped_runs_say_their_departures_and_test_on_unseen_artists(run):
     assert artists["train"] and artists["test"]
     assert not artists["train"] & artists["test"] and not artists["train"] & artists["val"]
     assert not artists["val"] & artists["test"]
+
+
+def test_the_shipped_runs_are_those_configs_demo_builds():
+    from artlab.train.experiment import read_experiment
+    demo = read_experiment(CHECKPOINTS.parent / "configs" / "demo.toml")
+    assert sorted(demo.folder(row).name for row in demo.rows) == sorted(SHIPPED_RUNS)
+    assert [p.name for p in SHIPPED] == list(SHIPPED_RUNS)
+
+
+def test_a_users_own_run_in_checkpoints_is_not_taken_for_a_shipped_one(tmp_path):
+    """The README's own steps put a user's run beside the shipped ones (checkpoints/mine), trained on a random split
+    as `artlab train` does by default: the shipped runs' checks rightly fail it. The shipped runs are found by name,
+    so those checks still pass beside it, beside a user's copy of a shipped run and beside a results table."""
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    for run in SHIPPED:
+        (root / run.name).symlink_to(run, target_is_directory=True)
+    shutil.copytree(SHIPPED[1], root / "mine")
+    card = json.loads((root / "mine" / "card.json").read_text())
+    card["task"].update(group_by_artist=False, split_kind="random")
+    (root / "mine" / "card.json").write_text(json.dumps(card))
+    shutil.copytree(SHIPPED[0], root / "copy-of-demo")
+    shutil.copy(CHECKPOINTS / "results.csv", root / "results.csv")
+
+    found = shipped_runs(root)
+    assert [p.name for p in found] == list(SHIPPED_RUNS)
+    for run in found:
+        check_shipped(run)
+    with pytest.raises(AssertionError):  # what the old discovery (every folder with a card) tripped over
+        check_shipped(root / "mine")
+    (root / SHIPPED_RUNS[0]).unlink()
+    with pytest.raises(FileNotFoundError, match=SHIPPED_RUNS[0]):  # a missing shipped run is said, not skipped
+        shipped_runs(root)
 
 
 def test_an_old_card_without_the_key_gets_its_deviations_on_read(tmp_path):
