@@ -1,5 +1,9 @@
-# Two commands on a fresh machine: `make app` and `make test`. Both create .venv when it is missing.
-PYTHON ?= python3.11
+# Two commands on a fresh machine: `make app` and `make test`. Both create .venv when it is missing, with the newest of
+# python3.13, python3.12 and python3.11 found on the PATH (the pinned packages install and serve on all three);
+# PYTHON=/path/to/python chooses another.
+ifndef PYTHON
+PYTHON := $(firstword $(foreach p,python3.13 python3.12 python3.11,$(shell $(p) -c "" >/dev/null 2>&1 && echo $(p))))
+endif
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -9,7 +13,7 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 # OpenMP threads sleep rather than spin when waiting: much steadier on shared machines
 export OMP_WAIT_POLICY := PASSIVE
-# glibc otherwise hands memory back after every batch and CPU timings swing 10x (measured: ../shared/ENVIRONMENT.md).
+# glibc otherwise hands memory back after every batch and CPU timings swing 10x (measured: docs/performance.md).
 # For timings and training only: the served app must give memory back after each upload, so `make app` has none.
 STEADY := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
@@ -17,7 +21,9 @@ STEADY := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
 # Runtime only (what the app and the CLI need); the tests' and benchmarks' packages come with $(DEV_STAMP).
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if test -x $(PY); then echo "using $(VENV) ($$($(PY) --version))"; \
+	elif test -z "$(PYTHON)"; then echo "make: no python3.13, python3.12 or python3.11 on the PATH (or set PYTHON=...)"; exit 1; \
+	else echo "creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"; $(PYTHON) -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .

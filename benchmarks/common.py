@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 #: Read only when a process starts. glibc otherwise hands memory back after every batch and CPU timings swing 10x
-#: (ENVIRONMENT.md). torch's OpenMP threads otherwise spin-wait between operations: on a shared machine with more
+#: (docs/performance.md). torch's OpenMP threads otherwise spin-wait between operations: on a shared machine with more
 #: runnable threads than cores the spinning takes the CPU from the thread with work to do, and an EfficientNet
 #: forward pass measured 3-5x slower (2 cores, load average 7) than with PASSIVE.
 STEADY_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000", "OMP_WAIT_POLICY": "PASSIVE"}

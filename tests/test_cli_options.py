@@ -77,12 +77,25 @@ def test_the_retrain_command_gives_back_the_configuration(name, label):
     the defaults themselves, parse back to the card's config."""
     import shlex
 
-    from artlab.train.command import retrain_command
+    from artlab.train.command import retrain_command, typed_program
     context = {CONTEXT[name][0][2:]: CONTEXT[name][1]} if name in CONTEXT else {}
     for values in ({}, {name: OTHER[name][1], **context}):
         cfg = TrainConfig(**{"collection": "data/x", "label": label, **values})
         words = shlex.split(retrain_command({"config": cfg.to_dict()}, "data/my collection", "runs/x"))
-        assert words[:2] == ["artlab", "train"] and words[words.index("--out") + 1] == "runs/x"
+        assert words[:2] == [typed_program(), "train"] and words[words.index("--out") + 1] == "runs/x"
         again = config_from_args(build_parser().parse_args(words[1:]))
         assert again.collection == "data/my collection"
         assert {**again.to_dict(), "collection": ""} == {**cfg.to_dict(), "collection": ""}
+
+
+def test_the_retrain_command_is_typed_as_the_readme_types_it(tmp_path, monkeypatch):
+    """In a clone set up by `make app` (a .venv/bin/artlab beside the app) the app's retrain command starts with
+    .venv/bin/artlab, as the README's commands do (artlab is not on the PATH there); elsewhere with artlab."""
+    from artlab.train.command import VENV_ARTLAB, retrain_command, typed_program
+    monkeypatch.chdir(tmp_path)
+    card = {"config": TrainConfig(collection="data/x").to_dict()}
+    assert typed_program() == "artlab" and retrain_command(card, "data/x", "runs/x").startswith("artlab train ")
+    (tmp_path / VENV_ARTLAB).parent.mkdir(parents=True)
+    (tmp_path / VENV_ARTLAB).write_text("#!/bin/sh\n")
+    assert retrain_command(card, "data/x", "runs/x").startswith(".venv/bin/artlab train --collection data/x ")
+    assert retrain_command(card, "data/x", "runs/x", program="artlab").startswith("artlab train ")

@@ -209,9 +209,9 @@ def test_the_next_training_sees_the_decisions(demo_collection, tmp_path, capsys)
     curation.undo(coll, moved)
     assert curation.since(coll, card) == 1  # what the app counts as "1 correction since this model was trained"
 
-    from artlab.train.command import retrain_command
+    from artlab.train.command import retrain_command, typed_program
     words = shlex.split(retrain_command(card, coll, run))
-    assert words[:2] == ["artlab", "train"]
+    assert words[:2] == [typed_program(), "train"]
     again = config_from_args(build_parser().parse_args(words[1:]))
     assert {**again.to_dict(), "collection": ""} == {**card["config"], "collection": ""}
     assert Path(again.collection) == coll

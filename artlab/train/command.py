@@ -12,6 +12,8 @@ from artlab.train.config import TrainConfig
 
 #: Option names that differ from the field's (``--weights`` reads better than ``--weights-file``).
 FLAGS = {"weights_file": "--weights"}
+#: The command as the README spells it: `make app` installs artlab into the clone's .venv, not onto the PATH.
+VENV_ARTLAB = ".venv/bin/artlab"
 CULTURE_SPLIT = (0.8, 0.1, 0.1)  # the culture study's split, the default when --label culture
 
 
@@ -31,11 +33,18 @@ def _spelled(value) -> str:
     return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
-def train_words(config: dict, collection: str | Path, out: str | Path) -> list[str]:
+def typed_program(cwd: str | Path | None = None) -> str:
+    """How to type ``artlab`` in ``cwd`` (default: the folder the app or CLI was started from): ``.venv/bin/artlab``
+    in a clone set up by `make app` (the README's spelling), else ``artlab`` (installed onto the PATH)."""
+    here = Path.cwd() if cwd is None else Path(cwd)
+    return VENV_ARTLAB if (here / VENV_ARTLAB).is_file() else "artlab"
+
+
+def train_words(config: dict, collection: str | Path, out: str | Path, program: str = "artlab") -> list[str]:
     """``artlab train`` options that give back ``config`` (a TrainConfig as a dict): every field that differs from
     its default, on ``collection`` into ``out``."""
     label = config.get("label", "genre")
-    words = ["artlab", "train", "--collection", str(collection)]
+    words = [program, "train", "--collection", str(collection)]
     for field in dataclasses.fields(TrainConfig):
         value = config.get(field.name)
         default = _default(field, label)
@@ -53,6 +62,8 @@ def train_words(config: dict, collection: str | Path, out: str | Path) -> list[s
     return words + ["--out", str(out)]
 
 
-def retrain_command(card: dict, collection: str | Path, out: str | Path) -> str:
-    """The ``artlab train`` command that trains the run of ``card`` again (on its collection as curated now)."""
-    return " ".join(shlex.quote(w) for w in train_words(card.get("config", {}), collection, out))
+def retrain_command(card: dict, collection: str | Path, out: str | Path, program: str | None = None) -> str:
+    """The ``artlab train`` command that trains the run of ``card`` again (on its collection as curated now), typed
+    as ``program`` (default: as it runs from the current folder, typed_program)."""
+    words = train_words(card.get("config", {}), collection, out, program or typed_program())
+    return " ".join(shlex.quote(w) for w in words)
