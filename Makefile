@@ -17,7 +17,7 @@ export OMP_WAIT_POLICY := PASSIVE
 # For timings and training only: the served app must give memory back after each upload, so `make app` has none.
 STEADY := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 
-.PHONY: app test test-fast bench demo demo-select chromium clean
+.PHONY: app test test-fast bench demo demo-select chromium guide-pictures clean
 
 # Runtime only (what the app and the CLI need); the tests' and benchmarks' packages come with $(DEV_STAMP).
 $(STAMP): requirements.txt pyproject.toml
@@ -67,6 +67,12 @@ demo: $(STAMP)
 demo-select: $(STAMP)
 	@test -f data/demo/manifest.csv || TQDM_DISABLE=1 $(VENV)/bin/artlab data demo --out data/demo >/dev/null
 	$(PY) -m artlab.cli.select --collection data/demo --out runs/demo-cv
+
+# Retake the pictures of docs/guide.md: the browser test serves the shipped demo runs, clips each part of a page the
+# guide explains into tests/artifacts/guide/, and they are copied over docs/guide/.
+guide-pictures: $(DEV_STAMP) chromium
+	$(STEADY) $(PY) -m pytest -q tests/test_guide_pictures.py
+	mkdir -p docs/guide && cp tests/artifacts/guide/*.jpg docs/guide/
 
 clean:
 	rm -rf $(VENV) .pytest_cache
