@@ -95,7 +95,10 @@ def test_commands_are_typed_as_they_work_after_make_app():
 
 def test_no_file_names_a_path_outside_the_clone():
     """A user's clone has no ../shared: no tracked file may send them there."""
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0 or shutil.which("git") is None:
+        pytest.skip("not a git checkout: no list of the clone's files")
+    files = listed.stdout.split()
     offenders = []
     for name in files:
         path = ROOT / name
