@@ -13,13 +13,14 @@ from artlab.errors import ArtlabError
 def add_audit_parser(sub) -> None:
     au = sub.add_parser("audit", help="near-copies, items that are not paintings and labels that look wrong, "
                         "ranked, with their pictures (docs/audit.md)")
-    au.add_argument("collection")
+    au.add_argument("collection", help="the collection folder to audit (with manifest.csv)")
     au.add_argument("--label", default=None, help="the label column to check (genre, culture); none: no label "
                     "finder")
     au.add_argument("--run", default=None, help="a run trained on the collection: the near-copy groups that "
                     "straddle its splits, and its test accuracy without them")
-    au.add_argument("--out", required=True)
-    au.add_argument("--backbone", default="efficientnet_lite0")
+    au.add_argument("--out", required=True, help="the folder the findings and their pictures are written to")
+    au.add_argument("--backbone", default="efficientnet_lite0", help="the network whose features compare the "
+                    "paintings (default efficientnet_lite0)")
     au.add_argument("--top", type=int, default=50, help="rows of the not-a-painting and label rankings kept "
                     "(default 50; near-copies: every pair)")
     au.add_argument("--folds", type=int, default=5, help="cross-validation folds of the label finder (default 5)")
