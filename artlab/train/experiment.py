@@ -7,6 +7,7 @@ a row that fails with a user-facing error is recorded in the table and the grid 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from artlab.progress import Progress
 from artlab.report.csvsafe import to_csv_for_people
 from artlab.report.text import table_markdown, table_text
 from artlab.runfolder import CARD, missing_files
+from artlab.train.config import TrainConfig
 from artlab.train.grid import PUBLISHED_KEYS, Experiment, Row, load_experiment, read_experiment
 
 __all__ = ["run_experiment", "is_complete", "results_table", "load_experiment", "read_experiment"]
@@ -73,7 +75,12 @@ def is_complete(folder: Path, row: Row) -> bool:
         card = json.loads((folder / CARD).read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    saved, wanted = dict(card.get("config") or {}), row.config.to_dict()
+    wanted = row.config.to_dict()
+    # A field added to TrainConfig after the run was written is missing from its card: the run was trained the way
+    # that field's default trains (a new option keeps the old behaviour as its default).
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    saved = {**{k: v for k, v in defaults.items() if k in wanted}, **(card.get("config") or {})}
+    saved = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
     relative = card.get("task", {}).get("collection_relative")
     if relative and (folder / relative).resolve() == Path(wanted["collection"]).resolve():
         saved["collection"] = wanted["collection"]  # the same folder, recorded by a checkout somewhere else
