@@ -286,14 +286,31 @@ def test_select_classes_merges_exclusions(objects_csv, exclusions):
     assert report.dropped["not a painting: object of metal, stone, ivory, ceramic or glass"] == 1
     assert report.dropped["excluded by curator: a cassone front"] == 1
     assert any("1 object id(s) in the exclusions file" in n for n in report.notes)
-    assert report.per_class["French"] == {"initial": counts["French"] + 2, "excluded": 2, "over_limit": 0}
-    assert report.per_class["Italian"] == {"initial": counts["Italian"] + 1, "excluded": 2, "over_limit": 0}
+    assert report.per_class["French"] == {"initial": counts["French"] + 2, "excluded": 2, "over_limit": 0,
+                                          "paper_initial": 940, "paper_final": 815}
+    assert report.per_class["Italian"] == {"initial": counts["Italian"] + 1, "excluded": 2, "over_limit": 0,
+                                           "paper_initial": 759, "paper_final": 688}
     assert report.per_class["British"]["initial"] == counts["British"] + 1
     # not public domain / not classified Paintings never enter; unlabelled ones are reported by reason
     assert report.dropped["painting not in the public domain"] == 1
     assert not {"990001", "990002", "990003", "990004", "990005", CURATOR_EXCLUDED} & set(df["object_id"])
     netherlandish = "no culture class: Netherlandish, neither Dutch nor Flemish (choose with netherlandish=)"
     assert report.dropped[netherlandish] == 15
+
+
+def test_report_prints_the_papers_table1_beside_todays_counts(objects_csv):
+    """The culture study's Table 1 (section 3.1): 11 cultures, 6,663 paintings after the hand cleaning; a build's
+    report prints the paper's initial and final count of each class beside its own."""
+    assert len(met.PAPER_TABLE1) == 11 and sum(f for _, f in met.PAPER_TABLE1.values()) == 6663
+    assert sum(i for i, _ in met.PAPER_TABLE1.values()) == 7318 and met.PAPER_TABLE1["Indian"] == (559, 372)
+    _, report = met.select_paintings(objects_csv, min_per_class=3)
+    report.per_class["French"]["final"] = 7
+    lines = report.lines()
+    header = next(line for line in lines if "paper initial" in line)
+    assert "paper final" in header
+    french = next(line for line in lines if line.split()[:1] == ["French"])
+    assert french.split()[-2:] == ["940", "815"] and french.split()[3] == "7"
+    assert report.to_dict()["per_class"]["British"]["paper_final"] == 280
 
 
 def test_netherlandish_choice_and_limit(objects_csv):
@@ -508,13 +525,14 @@ def test_count_comes_before_the_painting_rules_and_extra_merges_are_a_choice(tmp
 
     df, report = met.select_paintings(table, min_per_class=3, extra_merges=True)
     # 4 labelled Indian paintings pass the count (> 3); the box is removed afterwards, leaving 3
-    assert report.per_class["Indian"] == {"initial": 4, "excluded": 1, "over_limit": 0}
+    assert report.per_class["Indian"] == {"initial": 4, "excluded": 1, "over_limit": 0, "paper_initial": 559,
+                                          "paper_final": 372}
     assert sorted(df.loc[df["culture"] == "Indian", "object_id"]) == ["991000", "991001", "991002"]
     assert report.merged == {} and any("extra merges (not the study's) MADE" in n for n in report.notes)
     assert report.dropped["not a painting: box or case"] == 1
     lines = "\n".join(report.lines())
     assert "Native American, Latin American -> American" in lines and "Spanish Colonial -> Spanish" in lines
-    assert "Table 1 counts (initial and final per culture) are not recorded" in lines
+    assert "paper initial" in lines and "paper final" in lines, "the study's Table 1 beside today's counts"
 
 
 # --- Imperva's bot protection -----------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ A config (see ``configs/*.toml``)::
     name = "densenet121-partial"
     backbone = "densenet121"
     [published.resnet50-finetune-plateau]           # optional: the paper's figures, shown beside ours
-    top1 = 0.718                                    #   (val, top1, top3, precision, recall, f1 and the same with
+    top1 = 0.7179                                   #   (val, top1, top3, precision, recall, f1 and the same with
                                                     #   knn_; fractions, not percent)
 
-Rows with published figures run first (in config order), then the others, marked "extension" in the table's ``row``
-column: what the grid adds to the paper. Precision, recall and F1 are compared with artlab's weighted averages
+Rows with published figures run first (in the order of their [published] tables), then the others, marked
+"extension" in the table's ``row`` column: what the grid adds to the paper. Precision, recall and F1 are compared with artlab's weighted averages
 (``published_averaging = "macro"`` at the top level to compare with the macro ones instead).
 
 Paths (``out``, ``collection``, ``weights_file``) are relative to the config file's folder; ``${VAR}`` and
@@ -97,7 +97,8 @@ def read_experiment(path: str | Path) -> Experiment:
     rows = [_make_row(name, {**base, **over}, ctx) for name, over in settings]
     _check_unique([r.name for r in rows], path.name)
     published = _published(raw, {r.name for r in rows}, path.name)
-    rows = [r for r in rows if r.name in published] + [r for r in rows if r.name not in published]
+    by_name = {r.name: r for r in rows}
+    rows = [by_name[n] for n in published] + [r for r in rows if r.name not in published]
     averaging = raw.get("published_averaging", "weighted")
     if averaging not in AVERAGINGS:
         raise ConfigError(f"{path.name}: published_averaging must be one of {', '.join(AVERAGINGS)}")
