@@ -148,8 +148,9 @@ def check_embeddings(file: Path, z: dict[str, np.ndarray], classes: list[str]) -
     for key in ("ids", "labels", "y", "split"):
         if key in z:
             check_array(file, key, z[key], ndim=1, rows=n)
-    if "knn_embeddings" in z:
-        check_array(file, "knn_embeddings", z["knn_embeddings"], ndim=2, rows=n, finite=True)
+    for key in ("knn_embeddings", "backbone_embeddings"):
+        if key in z:
+            check_array(file, key, z[key], ndim=2, rows=n, finite=True)
     y = z["y"]
     if y.dtype.kind not in "iu" or (len(y) and (y.min() < -1 or y.max() >= len(classes))):
         raise RunError(f"{file}: array 'y' holds class numbers outside the card's {len(classes)} classes")

@@ -339,6 +339,7 @@ class RunContents:
     paintings: pd.DataFrame  # id, title, artist, date, url, license, path (as far as known), one row a painting
     images: Sequence[Path]  # each painting's file, for its thumbnail
     umap: np.ndarray | None = None  # [n, 2] map coordinates
+    backbone_embeddings: np.ndarray | None = None  # the trained backbone's pooled features, when geometry uses them
 
 
 def write_run(work: Path, out: str | Path, contents: RunContents,
@@ -353,7 +354,9 @@ def write_run(work: Path, out: str | Path, contents: RunContents,
     atomic_save(work / PREDICTIONS, lambda tmp: pred.to_csv(tmp, index=False))
     atomic_savez(work / EMBEDDINGS, embeddings=c.embeddings.astype(np.float32), ids=c.ids.astype(str),
                  labels=labels.astype(str), split=c.split.astype(str), y=c.y,
-                 knn_embeddings=c.knn_embeddings.astype(np.float32), classes=np.array(c.classes))
+                 knn_embeddings=c.knn_embeddings.astype(np.float32), classes=np.array(c.classes),
+                 **({} if c.backbone_embeddings is None
+                    else {"backbone_embeddings": c.backbone_embeddings.astype(np.float32)}))
     _write_paintings(work, c.paintings.assign(label=labels, split=c.split), c.images)
     atomic_write_json(work / GEOMETRY, c.geometry)
     if c.umap is not None:

@@ -126,3 +126,26 @@ def test_run_geometry_matches_its_embeddings(culture_run):
     assert set(geo["layout"]) == set(classes)
     layout = forceatlas2_layout(np.array(geo["similarity"]), classes, seed=card["config"]["seed"])
     assert np.allclose([geo["layout"][c] for c in classes], [layout[c] for c in classes])
+
+
+def test_fine_tuned_run_stores_the_features_its_geometry_comes_from(demo_collection, tmp_path):
+    """A run whose backbone was trained keeps the pooled features its centroids come from (``backbone_embeddings``):
+    geometry.json's distances are the L2 distances between the class centroids of those stored features."""
+    from artlab.runfolder import Run
+    from artlab.train.config import TrainConfig
+    from artlab.train.runner import train_run
+    cfg = TrainConfig(collection=str(demo_collection), label="genre", backbone="efficientnet_lite0",
+                      method="finetune", epochs=1, patience=1, max_per_class=6, batch_size=8)
+    run = train_run(cfg, tmp_path / "ft", umap=False)
+    geo = json.loads((run / "geometry.json").read_text())
+    assert geo["layer"] == "backbone"
+    with np.load(run / "embeddings.npz", allow_pickle=False) as z:
+        feats, labels, knn = z["backbone_embeddings"].astype(np.float64), z["labels"], z["knn_embeddings"]
+        head = z["embeddings"]
+    assert feats.shape == knn.shape and feats.shape[0] == head.shape[0]
+    assert not np.allclose(feats, knn), "the trained backbone's features, not the frozen pretrained ones"
+    classes = geo["classes"]
+    cents = np.stack([feats[labels == c].mean(axis=0) for c in classes])
+    dist = np.sqrt(((cents[:, None] - cents[None]) ** 2).sum(-1))
+    assert np.allclose(geo["distance"], dist, rtol=1e-4, atol=1e-5)
+    assert Run.open(run).embeddings()["backbone_embeddings"].shape == feats.shape, "the reader accepts the key"

@@ -213,4 +213,8 @@ def _contents(s: _Setup, result: FitResult, card: dict, emb, knn_feats, probs, k
         knn_embeddings=knn_feats, test=s.idx["test"], probs=probs, knn_share=knn_share,
         knn_pred=knn_scores.argmax(1), geometry={**geometry, "layer": s.cfg.embedding_layer},
         paintings=df[cols].reset_index(drop=True), images=[s.task.root / p for p in df["path"]],
-        umap=umap_coordinates(emb, seed=s.cfg.seed) if umap else None)
+        umap=umap_coordinates(emb, seed=s.cfg.seed) if umap else None,
+        # the trained backbone's features the centroids come from, so geometry.json can be recomputed (for a
+        # transfer run they are the frozen ones, already there as knn_embeddings)
+        backbone_embeddings=geometry_feats if s.cfg.embedding_layer == "backbone" and s.cfg.method != "transfer"
+        else None)
