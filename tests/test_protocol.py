@@ -182,3 +182,27 @@ def test_train_records_the_knn_metric_and_the_geometry_layer(demo_collection, tm
     cents = np.stack([emb["embeddings"][emb["labels"] == c].mean(0) for c in geo["classes"]])
     assert np.allclose(geo["distance"], np.linalg.norm(cents[:, None] - cents[None], axis=-1), rtol=1e-4, atol=1e-5)
     assert any(d.startswith("culture geometry: class centroids of the head's") for d in card["deviations"])
+
+
+def test_split_sizes_and_kept_weights_are_said_against_the_papers_words():
+    """The papers' counts (genre section 3: 5,600 / 1,200 / 1,200; culture sections 3.2 and 4.1: around 4,000 for
+    training, around 600 for testing) and which weights a run kept are computed from the card."""
+    genre = _card()
+    genre["task"]["split_sizes"] = {"train": 5600, "val": 1200, "test": 1200}
+    assert not any(d.startswith("paintings:") for d in deviations(genre))
+    genre["task"]["split_sizes"] = {"train": 80, "val": 18, "test": 18}
+    assert "paintings: 80 / 18 / 18 (train / validation / test) instead of the genre study's 5,600 / 1,200 / 1,200 " \
+           "(section 3)" in deviations(genre)
+    culture = _card(label="culture", source="met", classes=CULTURE.classes, backbone="resnet50", method="finetune",
+                    head="mlp3", optimizer="sgd", scheduler="plateau", split=[0.8, 0.1, 0.1], epochs=30,
+                    patience=30, restore_best=False)
+    culture["task"]["split_sizes"] = {"train": 4200, "val": 560, "test": 560}  # the paper's "around"
+    got = deviations(culture)
+    assert not any(d.startswith("paintings:") for d in got)
+    assert "epochs: 30, the last epoch's weights kept: the culture study gives no number of epochs (section 3.4: " \
+           "several were tried)" in got
+    kept = deviations({**genre, "config": {**genre["config"], "restore_best": True}})
+    assert any(d.startswith("not from the paper: the best-validation weights kept") for d in kept)
+    lasts = deviations({**genre, "config": {**genre["config"], "epochs": 60, "patience": 60, "restore_best": False}})
+    assert "epochs: 60 without early stopping, the last epoch's weights kept, instead of the study's at most 20 with " \
+           "early stopping after 5" in lasts

@@ -34,19 +34,27 @@ class Protocol:
     split: tuple[float, float, float]
     epochs: int | None  # None: not given by the paper
     patience: int | None  # early stopping; None: the study does not stop early
+    sizes: dict[str, int]  # paintings per split as the paper gives them (train/val/test; "around" for culture)
+    sizes_words: str  # the same, in the paper's words, with its section
 
 
 GENRE = Protocol(
     study="genre study", label="genre", data="WikiArt, four genres x 2,000 paintings", source="wikiart",
     classes=("landscape", "portrait", "sketch", "still life"), backbones=("densenet121",), methods=("partial",),
-    head="linear", optimizer="adam", schedulers=("none",), split=(0.7, 0.15, 0.15), epochs=20, patience=5)
+    head="linear", optimizer="adam", schedulers=("none",), split=(0.7, 0.15, 0.15), epochs=20, patience=5,
+    sizes={"train": 5600, "val": 1200, "test": 1200}, sizes_words="5,600 / 1,200 / 1,200 (section 3)")
 
 CULTURE = Protocol(
     study="culture study", label="culture", data="Met Open Access paintings of 11 cultures", source="met",
     classes=("American", "British", "Chinese", "Dutch", "Flemish", "French", "German", "Indian", "Italian", "Japanese",
              "Spanish"),
     backbones=("resnet50", "vgg16_bn", "alexnet"), methods=("finetune", "transfer", "scratch"), head="mlp3",
-    optimizer="sgd", schedulers=("step", "plateau"), split=(0.8, 0.1, 0.1), epochs=None, patience=None)
+    optimizer="sgd", schedulers=("step", "plateau"), split=(0.8, 0.1, 0.1), epochs=None, patience=None,
+    sizes={"train": 4000, "test": 600},
+    sizes_words="around 4,000 for training (section 3.2) and around 600 for testing (section 4.1)")
+
+#: How far a run's split may be from the paper's sizes before it is said (a demo run of 174 paintings always is).
+SIZE_TOLERANCE = 0.2
 
 #: What a card written before an option existed did: heads had Dropout(0.2), the geometry came from the head's layer,
 #: partial and transfer runs cached 4 augmented views on any device.
@@ -68,7 +76,7 @@ def deviations(card: dict) -> list[str]:
     cfg = {**LEGACY, **(card.get("config") or {})}
     task, training = card.get("task") or {}, card.get("training") or {}
     p = study_of(cfg.get("label", task.get("label", "")), cfg.get("head", ""))
-    out = _data(p, task) + _recipe(p, cfg) + _schedule(p, cfg) + _split(p, cfg, task)
+    out = _data(p, task) + _sizes(p, task) + _recipe(p, cfg) + _schedule(p, cfg) + _split(p, cfg, task)
     out += _augmentation(p, cfg, training) + _head_and_geometry(p, cfg) + _knn(p, cfg)
     return out
 
@@ -85,6 +93,15 @@ def _data(p: Protocol, task: dict) -> list[str]:
         out.append(f"classes: {'; '.join(parts)} ({len(classes)} {p.label} classes; the study has "
                    f"{len(p.classes)})")
     return out
+
+
+def _sizes(p: Protocol, task: dict) -> list[str]:
+    """The paintings a split held against the paper's counts, when the card records them."""
+    sizes = task.get("split_sizes") or {}
+    if not sizes or all(abs(sizes.get(k, 0) - n) <= SIZE_TOLERANCE * n for k, n in p.sizes.items()):
+        return []
+    run = " / ".join(f"{sizes.get(k, 0):,}" for k in ("train", "val", "test"))
+    return [f"paintings: {run} (train / validation / test) instead of the {p.study}'s {p.sizes_words}"]
 
 
 def _recipe(p: Protocol, cfg: dict) -> list[str]:
@@ -121,12 +138,24 @@ def _schedule(p: Protocol, cfg: dict) -> list[str]:
         out.append(f"not from the paper: ReduceLROnPlateau by {_g(cfg.get('gamma'))} after "
                    f"{cfg.get('plateau_patience')} epochs without a better validation loss (artlab's choice)")
     epochs, patience = cfg.get("epochs"), cfg.get("patience")
+    kept = ("the best-validation weights kept" if cfg.get("restore_best", True)
+            else "the last epoch's weights kept")
     if p.patience is None:
-        out.append(f"early stopping after {patience} epochs without a better validation loss, and the best-validation "
-                   f"weights kept (at most {epochs} epochs): not in the {p.study}'s protocol")
+        if patience is not None and epochs is not None and patience >= epochs:
+            out.append(f"epochs: {epochs}, {kept}: the {p.study} gives no number of epochs (section 3.4: several "
+                       "were tried)")
+        else:
+            out.append(f"early stopping after {patience} epochs without a better validation loss, and {kept} "
+                       f"(at most {epochs} epochs): not in the {p.study}'s protocol")
+    elif patience is not None and epochs is not None and patience >= epochs:
+        out.append(f"epochs: {epochs} without early stopping, {kept}, instead of the study's at most {p.epochs} with "
+                   f"early stopping after {p.patience}")
     elif (epochs, patience) != (p.epochs, p.patience):
         out.append(f"epochs: at most {epochs}, early stopping after {patience}, instead of the study's {p.epochs} "
                    f"and {p.patience}")
+    if p.patience is not None and cfg.get("restore_best", True) and not (patience or 0) >= (epochs or 1):
+        out.append(f"not from the paper: {kept} when training stops (the {p.study} says when it stops, not which "
+                   "weights it keeps)")
     return out
 
 
