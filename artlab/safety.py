@@ -20,7 +20,7 @@ from typing import Callable
 from .errors import ArtlabError
 
 MARKER = ".artlab.json"
-KINDS = ("run", "collection", "explain", "audit")
+KINDS = ("run", "collection", "explain", "audit", "figures")
 
 #: Size caps on the files artlab reads, in bytes (a hostile or broken file is refused before it is read).
 CAPS = {"json": 32 << 20, "csv": 512 << 20, "npz": 4 << 30, "weights": 8 << 30, "image": 1 << 30}
@@ -48,7 +48,7 @@ class PathEscape(ArtlabError):
 # --- what is in a folder --------------------------------------------------------------------------------------------
 
 def artlab_kind(folder: str | Path) -> str | None:
-    """'run', 'collection' or 'explain' if ``folder`` is artlab's own output of that kind, else None."""
+    """'run', 'collection', 'explain' or 'figures' if ``folder`` is artlab's own output of that kind, else None."""
     folder = Path(folder)
     marker = _read_marker(folder)
     if marker in KINDS:

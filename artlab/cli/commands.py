@@ -1,4 +1,4 @@
-"""The ``artlab`` command (docs/design.md): data, train, evaluate, predict, explain, embed, experiment.
+"""The ``artlab`` command (docs/design.md): data, train, evaluate, predict, explain, figures, embed, experiment.
 
 User mistakes print one line and exit 2; unexpected errors exit 1 with a short message (traceback with --debug).
 """
@@ -131,6 +131,11 @@ def cmd_predict(a) -> int:
 def cmd_explain(a) -> int:
     from artlab.cli.explain import run_explain
     return run_explain(a)
+
+
+def cmd_figures(a) -> int:
+    from artlab.cli.figures import run_figures
+    return run_figures(a)
 
 
 def cmd_embed(a) -> int:
@@ -290,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "whose backbone's weights would otherwise be downloaded)")
     x.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab explain` folder")
 
+    fi = sub.add_parser("figures", help="the papers' figures and tables regenerated from a run or an experiment")
+    fi.add_argument("target", metavar="RUN|EXPERIMENT_DIR", help="a run folder, or an `artlab experiment` output")
+    fi.add_argument("--out", required=True, help="a new or empty folder for the PNG/SVG figures, tables, captions")
+    fi.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab figures` folder")
+
     from artlab.train.config import EMBED_CHUNK
     em = sub.add_parser("embed", help="frozen features of a whole collection, in resumable chunks, and a FAISS index")
     em.add_argument("--collection", required=True, help="collection folder (with manifest.csv)")
@@ -325,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "explain": cmd_explain, "embed": cmd_embed, "experiment": cmd_experiment, "curate": cmd_curate,
-            "audit": cmd_audit}
+            "explain": cmd_explain, "figures": cmd_figures, "embed": cmd_embed, "experiment": cmd_experiment,
+            "curate": cmd_curate, "audit": cmd_audit}
 
 
 def _know_artlab_outputs() -> None:
