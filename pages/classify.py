@@ -140,6 +140,8 @@ def detail(shown: str, name: str, data: bytes, pred, key: str) -> None:
         app.curation_message()
         app.run_safely(app.flag_controls, run, SAMPLE_IDS[shown], key="closer", what="showing the curation controls")
     neighbours(pred)
+    app.run_safely(app.sheet_downloads, run, name, data, SAMPLE_IDS.get(shown), f"sheet_{key}",
+                   what="offering the painting's sheet")
     explanations(name, data, pred, key)
 
 

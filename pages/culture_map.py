@@ -4,7 +4,7 @@ strongest similarities) and every painting (a UMAP map, nearest paintings, degre
 import streamlit as st
 
 from artlab import app
-from artlab.report import charts
+from artlab.report import charts, figures
 from artlab.report.csvsafe import md, md_link, to_csv_for_people
 
 run = app.current_run()
@@ -36,12 +36,14 @@ def classes_views() -> None:
     with graph:
         st.plotly_chart(charts.graph_figure(geo["layout"], geo.get("counts", {}), geo["similarity"], classes),
                         config={"displayModeBar": False}, key="graph")
+        app.figure_downloads(lambda: figures.force_figure(geo), "class_graph_forceatlas2", "dl_graph")
         st.caption("Each circle is a class, as large as its number of paintings; the thicker a line, the more alike "
                    "the two classes look to the model. Positions come from ForceAtlas2, which pulls similar classes "
                    "together (seeded, so the picture does not change).")
     with chord:
         st.plotly_chart(charts.chord_figure(geo["similarity"], classes, geo.get("top_quartile", [])),
                         config={"displayModeBar": False}, key="chord")
+        app.figure_downloads(lambda: figures.chord_figure(geo), "chord_top_quartile", "dl_chord")
         st.caption("Only the strongest quarter of the similarities is drawn. A ribbon's width at each end shows how "
                    "close the other class is, relative to all the classes around it; it need not be the same at "
                    "both ends.")

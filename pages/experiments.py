@@ -4,7 +4,7 @@ and the results tables written by `artlab experiment`."""
 import streamlit as st
 
 from artlab import app
-from artlab.report import charts
+from artlab.report import charts, figures
 from artlab.report.csvsafe import md, md_link, to_csv_for_people
 
 
@@ -21,6 +21,9 @@ def training(run) -> None:
     st.plotly_chart(charts.history_figure(hist["epoch"], hist["train_loss"], hist["val_loss"],
                                           hist["train_accuracy"], hist["val_accuracy"], best),
                     config={"displayModeBar": False}, key="history")
+    kept = best if run.card.get("config", {}).get("restore_best", True) else int(hist["epoch"].max())
+    app.figure_downloads(lambda: figures.history_figure(hist, kept, bool(info.get("stopped_early")), run.name),
+                         f"{run.name}_training", "dl_history")
     stopped = "it stopped early, as the validation loss had stopped improving" if info.get("stopped_early") \
         else "it ran every planned epoch"
     st.caption(f"{len(hist)} epochs ({stopped}). The weights kept are those of epoch {best}, where the loss on the "
@@ -56,6 +59,7 @@ def grids(root: str) -> None:
         st.dataframe(table, hide_index=True, width="stretch")
         st.download_button("Download", to_csv_for_people(table).encode(), name.replace("/", "_"), "text/csv",
                            key=f"dl_{name}", icon=":material/download:")
+        app.paper_beside_results(table, name, key=f"beside_{name}")
 
 
 app.require_frame()
@@ -65,5 +69,6 @@ if st.session_state.get("run_path"):
     chosen = app.run_safely(app.open_run, st.session_state["run_path"], what="opening the model")
     if chosen is not None:
         app.run_safely(training, chosen, what="drawing the training curves")
+        app.run_safely(app.paper_beside_run, chosen.card, chosen.name, what="comparing the run with the paper")
 app.run_safely(overview, root, what="listing the trained models")
 app.run_safely(grids, root, what="reading the experiment results")

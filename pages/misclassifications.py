@@ -4,7 +4,7 @@ of the test paintings behind any cell, most confident mistakes first, with heat 
 import streamlit as st
 
 from artlab import app
-from artlab.report import charts
+from artlab.report import charts, figures
 from artlab.report import tables
 from artlab.report.csvsafe import md, md_link
 
@@ -58,6 +58,8 @@ def confusion() -> None:
             st.plotly_chart(charts.confusion_figure(cm, CLASSES, title=MODELS[model]), key=f"cm_{model}",
                             on_select=pick_cell(model), selection_mode="points",
                             config={"displayModeBar": False})
+            app.figure_downloads(lambda cm=cm, m=model: figures.confusion_figure(cm, CLASSES, MODELS[m]),
+                                 f"{run.name}_confusion_{model}", f"dl_cm_{model}")
 
 
 def filters() -> None:

@@ -6,7 +6,8 @@ samples), ``analysis`` (predictions, CAMs, neighbours, the map), ``widgets`` (di
 card in words), ``curation`` (flagging a painting, the decisions table, the corrections since a run was trained),
 ``review`` (an audit's findings, each one click from a decision),
 ``roots`` (the folders the app may open, and how far it looks under one),
-``memory`` (the decode budget of an upload, memory handed back). Pages use the names offered here:
+``memory`` (the decode budget of an upload, memory handed back), ``exports`` (downloads of figures, tables and a
+painting's sheet, made as ``artlab figures`` makes them; the paper beside the run). Pages use the names offered here:
 ``from artlab import app``, then ``app.current_run()``; each is loaded from its module on first use, so
 ``python -m artlab.app.serve`` starts the server without loading torch.
 """
@@ -34,6 +35,7 @@ _MODULES = {
         "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",
     ),
     "review": ("findings_tab", "leakage_warning", "list_audits", "load_audit", "summary_lines", "tab_titles"),
+    "exports": ("figure_downloads", "paper_beside_results", "paper_beside_run", "sheet_downloads", "table_downloads"),
     "curation": (
         "FLAGGED", "curation_message", "decisions_table", "filter_flagged", "flag_controls", "stale_notice",
         "unavailable_notice",

@@ -293,7 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--limit", type=int, default=None, help="at most this many test paintings (faithfulness)")
     x.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights (for a run "
                    "whose backbone's weights would otherwise be downloaded)")
-    x.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab explain` folder")
+    x.add_argument("--sheet", default=None, metavar="OUT",
+                   help="one painting's analysis on one sheet (the painting, both answers, heat maps, neighbours, "
+                        "provenance): OUT.png and OUT.pdf")
+    x.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab explain` folder or sheet")
 
     fi = sub.add_parser("figures", help="the papers' figures and tables regenerated from a run or an experiment")
     fi.add_argument("target", metavar="RUN|EXPERIMENT_DIR", help="a run folder, or an `artlab experiment` output")

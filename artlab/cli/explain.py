@@ -3,6 +3,7 @@
 Per painting: ``<stem>_finetuned.png`` (the fine-tuned classifier's CAM), ``<stem>_knn.png`` (the kNN baseline's
 similarity CAM) and ``<stem>_featuremap.png`` (the channel-sum feature map), then ``predictions.csv`` for all of them.
 ``--faithfulness`` prints the ROAD / confidence-drop table over the run's test split instead (or as well).
+``--sheet OUT`` writes one painting's analysis on one sheet, ``OUT.png`` and ``OUT.pdf`` (artlab.report.sheet).
 """
 
 from __future__ import annotations
@@ -115,9 +116,55 @@ def _faithfulness(predictor, a: argparse.Namespace) -> None:
     print(format_table(table))
 
 
+SHEET_FORMATS = ("png", "pdf")
+
+
+def sheet_paths(value: str, overwrite: bool) -> list[Path]:
+    """``--sheet OUT`` (OUT, OUT.png or OUT.pdf) -> the PNG and the PDF; each new, or (with --overwrite) a sheet
+    artlab wrote (its metadata says so). Anything else is the user's and is refused."""
+    from artlab.report.sheet import SOFTWARE
+    from artlab.safety import CAPS, OutputError, read_capped
+    base = Path(value).expanduser()
+    base = base.with_suffix("") if base.suffix.lower() in (".png", ".pdf") else base
+    paths = [base.parent / f"{base.name}.{fmt}" for fmt in SHEET_FORMATS]
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            continue
+        ours = p.is_file() and not p.is_symlink() and SOFTWARE.encode() in read_capped(p, CAPS["image"])
+        if not ours:
+            raise OutputError(f"--sheet {p} already exists and artlab did not write it: choose a new name "
+                              "(nothing was changed)")
+        if not overwrite:
+            raise OutputError(f"--sheet {p} already exists: pass --overwrite to replace it")
+    if not base.parent.is_dir():
+        raise OutputError(f"--sheet {base}: the folder {base.parent} does not exist")
+    return paths
+
+
+def write_sheet(predictor, file: Path, paths: list[Path]) -> None:
+    """One painting's sheet as PNG and PDF, with its provenance when it is a painting of the run's collection."""
+    from artlab.explain.sheet import make_sheet, painting_id_of, provenance_of
+    from artlab.io import atomic_write_bytes
+    from artlab.report.sheet import sheet_bytes
+    image = predictor.load(file, name=str(file))
+    fig = make_sheet(predictor, image, str(file), provenance_of(predictor.run, painting_id_of(predictor.run, file)))
+    for path, fmt in zip(paths, SHEET_FORMATS):
+        atomic_write_bytes(path, sheet_bytes(fig, fmt))
+    print(f"sheet of {file.name} written to {paths[0]} and {paths[1]}")
+
+
 def run_explain(a: argparse.Namespace) -> int:
     from artlab.explain.predictor import Predictor
     from artlab.runfolder import Run
+    sheet = getattr(a, "sheet", None)
+    if sheet:
+        files = image_files(a.images) if a.images else []
+        if len(files) != 1:
+            raise ArtlabError(f"--sheet puts one painting on one sheet: give exactly one image (got {len(files)})")
+        paths = sheet_paths(sheet, getattr(a, "overwrite", False))
+        write_sheet(Predictor(Run.open(a.run), weights_file=a.weights), files[0], paths)
+        if not (a.out or a.faithfulness):
+            return 0
     if not a.faithfulness and not (a.images and a.out):
         raise ArtlabError("explain needs images and --out DIR (or --faithfulness for the scores table)")
     if a.images and not a.out:
