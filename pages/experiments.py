@@ -65,10 +65,12 @@ def grids(root: str) -> None:
 app.require_frame()
 st.title("Training and experiments")
 root = st.session_state.get("runs_root", str(app.default_runs_root()))
+chosen = None
 if st.session_state.get("run_path"):
     chosen = app.run_safely(app.open_run, st.session_state["run_path"], what="opening the model")
     if chosen is not None:
         app.run_safely(training, chosen, what="drawing the training curves")
-        app.run_safely(app.paper_beside_run, chosen.card, chosen.name, what="comparing the run with the paper")
 app.run_safely(overview, root, what="listing the trained models")
+if chosen is not None:
+    app.run_safely(app.paper_beside_run, chosen.card, chosen.name, what="comparing the run with the paper")
 app.run_safely(grids, root, what="reading the experiment results")

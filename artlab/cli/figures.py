@@ -293,7 +293,8 @@ def _experiment(target: Path, out: Path) -> list[Writer]:
         if not is_run(folder):
             top.skip(f"{row}: no complete run in {folder}")
             continue
-        w = Writer(out, _slug(row, len(writers)))
+        plain = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", row)  # the grid's row names are folder names
+        w = Writer(out, row if plain else _slug(row, len(writers)))
         figures_of_run(Run.open(folder), w)
         writers.append(w)
     return writers
