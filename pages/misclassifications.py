@@ -92,6 +92,9 @@ def cams(row) -> None:
                                                  st.session_state.get("cam_alpha", 0.5), maps[model]["crop"],
                                                  maps[model].get("view", "centre")),
                                 max_height=300, caption=MODELS[model])
+    app.cam_pair_downloads(file.name, data, maps, (f"true: {row.true}", f"fine-tuned: {row.pred_finetuned}",
+                                                   f"kNN baseline: {row.pred_knn}"), f"{run.name}_{row.id}_cams",
+                           f"dl_cams_{row.id}")
 
 
 def card(row) -> None:

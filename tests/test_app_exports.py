@@ -59,7 +59,11 @@ def test_misclassifications_and_culture_map_offer_their_figures(shipped_root, mo
     at = _start(monkeypatch, shipped_root, "demo-culture")
     at.switch_page("pages/misclassifications.py").run()
     _clean(at)
-    assert _buttons(at).count("PNG") >= 2, "both confusion matrices"
+    assert _buttons(at).count("PNG") == 2, "both confusion matrices"
+    at.selectbox(key="f_erred").select("all").run()
+    next(b for b in at.button if b.key.startswith("why_")).click().run()
+    _clean(at)
+    assert _buttons(at).count("PNG") == 3, "the painting beside both heat maps (GenRe Figs. 4-11)"
     at.switch_page("pages/culture_map.py").run()
     _clean(at)
     assert _buttons(at).count("SVG") >= 2, "the class graph and the chord diagram"

@@ -35,7 +35,10 @@ _MODULES = {
         "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",
     ),
     "review": ("findings_tab", "leakage_warning", "list_audits", "load_audit", "summary_lines", "tab_titles"),
-    "exports": ("figure_downloads", "paper_beside_results", "paper_beside_run", "sheet_downloads", "table_downloads"),
+    "exports": (
+        "cam_pair_downloads", "figure_downloads", "paper_beside_results", "paper_beside_run", "sheet_downloads",
+        "table_downloads",
+    ),
     "curation": (
         "FLAGGED", "curation_message", "decisions_table", "filter_flagged", "flag_controls", "stale_notice",
         "unavailable_notice",

@@ -97,3 +97,23 @@ def sheet_downloads(run, name: str, data: bytes, painting_id: str | None = None,
                                MIMES[fmt], key=f"{key}_{fmt}", on_click="ignore", icon=":material/download:",
                                help="the painting, both models' answers, both heat maps, the neighbours, the model "
                                     "and the painting's provenance, for a catalogue entry or a slide")
+
+
+def cam_pair_downloads(name: str, data: bytes, maps: dict, captions: tuple[str, str, str], stem: str,
+                       key: str) -> None:
+    """The painting beside both models' heat maps (GenRe Figs. 4-11), as `artlab figures` draws them."""
+    def make():
+        import numpy as np
+        from artlab.explain.cams import overlay
+        from artlab.images import load_image
+        from artlab.app.memory import APP_DECODE_BUDGET
+        image = load_image(data, name=name, budget=APP_DECODE_BUDGET)
+        shown = image.copy()
+        shown.thumbnail((512, 512))
+        panels = [(captions[0], np.asarray(shown.convert("RGB")))]
+        for caption, model in zip(captions[1:], ("finetuned", "knn")):
+            m = maps[model]
+            panels.append((caption, np.asarray(overlay(image, m["cam"], crop=m["crop"], view=m.get("view", "centre"),
+                                                       max_side=512))))
+        return figures.panels_figure(panels)
+    figure_downloads(make, stem, key)
