@@ -39,8 +39,9 @@ DEPARTURES = "departures"
 class Writer:
     """Where one run's (or the experiment's) files go, and what was written and skipped, for captions.md."""
 
-    def __init__(self, root: Path, sub: str = ""):
-        self.root, self.sub = root, sub
+    def __init__(self, root: Path, sub: str = "", progress=None):
+        from artlab.progress import Progress
+        self.root, self.sub, self.progress = root, sub, progress or Progress()
         self.folder = root / sub if sub else root
         self.folder.mkdir(parents=True, exist_ok=True)
         self.files: list[str] = []
@@ -174,9 +175,11 @@ def _genre_cams(run, paintings: _Paintings, w: Writer, seed: int) -> None:
     from artlab.explain.cams import explain_both, overlay
     pred = run.predictions().sort_values("id", kind="stable")
     rng = np.random.default_rng(seed)
+    w.progress.stage(f"{run.name}: Grad-CAM", 2 * len(run.classes))
     for i, c in enumerate(run.classes):
         rows = pred[pred["true"] == c]
         for kind, mask in (("correct", rows["pred_finetuned"] == c), ("wrong", rows["pred_finetuned"] != c)):
+            w.progress.advance()
             candidates = rows[mask]
             if candidates.empty:
                 w.skip(f"GenRe Figs. 4-11, {c} ({kind}): no test painting of {c} that the fine-tuned model got "
@@ -248,7 +251,9 @@ def _feature_maps(run, paintings: _Paintings, w: Writer, rng) -> None:
     from artlab.explain.cams import crop_fraction, feature_map, overlay
     pred = run.predictions().sort_values("id", kind="stable")
     rows = []
+    w.progress.stage(f"{run.name}: feature maps", len(run.classes[:MAX_FEATURE_MAPS]))
     for c in run.classes[:MAX_FEATURE_MAPS]:
+        w.progress.advance()
         ids = pred.loc[pred["true"] == c, "id"].astype(str).tolist()
         if not ids:
             continue
@@ -274,12 +279,12 @@ def _feature_maps(run, paintings: _Paintings, w: Writer, rng) -> None:
 
 # --- the command ------------------------------------------------------------------------------------------------------
 
-def _experiment(target: Path, out: Path) -> list[Writer]:
+def _experiment(target: Path, out: Path, progress) -> list[Writer]:
     check_size(target / RESULTS, CAPS["csv"])
     results = pd.read_csv(target / RESULTS)
     if "name" not in results.columns:
         raise ConfigError(f"{target / RESULTS}: no 'name' column (not an `artlab experiment` results table)")
-    top = Writer(out)
+    top = Writer(out, progress=progress)
     beside = paper.beside_results(results)
     if len(beside):
         top.table(beside, "published_vs_run", "the papers' tables", "every published figure of this grid beside "
@@ -294,7 +299,7 @@ def _experiment(target: Path, out: Path) -> list[Writer]:
             top.skip(f"{row}: no complete run in {folder}")
             continue
         plain = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", row)  # the grid's row names are folder names
-        w = Writer(out, row if plain else _slug(row, len(writers)))
+        w = Writer(out, row if plain else _slug(row, len(writers)), progress)
         figures_of_run(Run.open(folder), w)
         writers.append(w)
     return writers
@@ -341,11 +346,14 @@ def run_figures(a: argparse.Namespace) -> int:
     run = None if experiment else Run.open(target)  # a broken run is said before anything is written
     _clear_earlier(out)
     mark_output(out, KIND)
+    from artlab.progress import TqdmProgress
+    progress = TqdmProgress()
     if experiment:
-        writers = _experiment(target, out)
+        writers = _experiment(target, out, progress)
     else:
-        writers = [Writer(out)]
+        writers = [Writer(out, progress=progress)]
         figures_of_run(run, writers[0])
+    progress.done()
     atomic_write_text(out / CAPTIONS, _captions(target, writers))
     files = [f for w in writers for f in w.files] + [CAPTIONS]
     mark_output(out, KIND, files=files)
