@@ -162,3 +162,14 @@ def test_latex_and_markdown_cells_from_data_are_escaped():
     tex = paper.latex_table(df, "c_d")
     assert r"a\_b \& 50\% | \$x\$ & 0.5000 \\" in tex and r"\caption{c\_d}" in tex
     assert r"| a_b & 50% \| $x$ | 0.5000 |" in paper.markdown_table(df)
+
+
+def test_text_from_data_is_drawn_as_it_is():
+    """A title with dollar signs (or a broken TeX command) is not matplotlib math: no error, the text as it is."""
+    import numpy as np
+    from artlab.report import figures
+    fig = figures.panels_figure([("$\\frac{a$ costs $5", np.zeros((8, 8, 3), dtype=np.uint8))], "$x^$ title")
+    assert figures.to_bytes(fig, "png").startswith(b"\x89PNG") and b"<svg" in figures.to_bytes(fig, "svg")
+    assert fig.axes[0].get_title() == "$\\frac{a$ costs $5"
+    cm = figures.confusion_figure([[1, 0], [0, 1]], ["$a$", "b_{c}"], "t")
+    assert figures.to_bytes(cm, "pdf").startswith(b"%PDF")

@@ -34,7 +34,7 @@ def test_the_answers_in_words_with_a_tie_and_an_optional_prediction_set():
     assert "Prediction set at 90% coverage: portrait, religious" in " ".join(" ".join(with_set.lines()).split())
     picture = np.zeros((40, 30, 3), dtype=np.uint8)
     fig = sheet_figure(picture, with_set.__dict__, picture, picture, [("religious · a neighbour", picture)],
-                       "my-run", {"title": "A title", "artist": "Someone", "license": "CC0"})
+                       "my-run", {"title": "A title, $5 or $\\frac{x", "artist": "Someone", "license": "CC0"})
     words = _texts(fig)
     assert "A title" in words and "Artist: Someone" in words and "Licence: CC0" in words and "my-run" in words
     assert "Prediction set at 90% coverage" in words

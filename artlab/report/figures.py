@@ -30,8 +30,16 @@ def to_bytes(fig: Figure, fmt: str = "png") -> bytes:
     if fmt not in FORMATS:
         raise ValueError(f"unknown figure format {fmt!r}; choose one of {', '.join(FORMATS)}")
     buf = io.BytesIO()
+    plain_text(fig)
     fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight", metadata=_metadata(fmt))
     return buf.getvalue()
+
+
+def plain_text(fig: Figure) -> None:
+    """Every text drawn as it is: a title or class name from data with two '$' is not TeX math to matplotlib."""
+    from matplotlib.text import Text
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
 
 
 def _metadata(fmt: str) -> dict:
@@ -118,7 +126,7 @@ def panels_figure(panels: Sequence[tuple[str, np.ndarray]], title: str = "", wid
     for ax, (caption, picture) in zip(axes, panels):
         ax.imshow(np.asarray(picture))
         ax.set_axis_off()
-        ax.set_title(caption, fontsize=8, wrap=True)
+        ax.set_title(caption, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9, x=0.01, ha="left")
     return fig

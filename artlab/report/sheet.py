@@ -121,7 +121,9 @@ def sheet_bytes(fig: Figure, fmt: str) -> bytes:
     import io
     if fmt not in ("png", "pdf"):
         raise ValueError(f"a sheet is PNG or PDF, not {fmt!r}")
+    from artlab.report.figures import plain_text
     buf = io.BytesIO()
+    plain_text(fig)
     meta = {"Software": SOFTWARE} if fmt == "png" else {"Creator": SOFTWARE, "CreationDate": None}
     fig.savefig(buf, format=fmt, dpi=150, metadata=meta)
     return buf.getvalue()
