@@ -203,6 +203,11 @@ def test_split_sizes_and_kept_weights_are_said_against_the_papers_words():
            "several were tried)" in got
     kept = deviations({**genre, "config": {**genre["config"], "restore_best": True}})
     assert any(d.startswith("not from the paper: the best-validation weights kept") for d in kept)
+    genre["task"]["per_class"] = {"portrait": {"train": 31}, "still life": {"train": 3}}
+    assert "classes: 3 to 31 training paintings a class instead of the genre study's equal numbers (section 3)" \
+        in deviations(genre)
+    genre["task"]["per_class"] = {"portrait": {"train": 1400}, "still life": {"train": 1399}}
+    assert not any("training paintings a class" in d for d in deviations(genre))
     lasts = deviations({**genre, "config": {**genre["config"], "epochs": 60, "patience": 60, "restore_best": False}})
     assert "epochs: 60 without early stopping, the last epoch's weights kept, instead of the study's at most 20 with " \
            "early stopping after 5" in lasts

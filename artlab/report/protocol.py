@@ -76,7 +76,7 @@ def deviations(card: dict) -> list[str]:
     cfg = {**LEGACY, **(card.get("config") or {})}
     task, training = card.get("task") or {}, card.get("training") or {}
     p = study_of(cfg.get("label", task.get("label", "")), cfg.get("head", ""))
-    out = _data(p, task) + _sizes(p, task) + _recipe(p, cfg) + _schedule(p, cfg) + _split(p, cfg, task)
+    out = _data(p, task) + _sizes(p, task) + _balance(p, task) + _recipe(p, cfg) + _schedule(p, cfg) + _split(p, cfg, task)
     out += _augmentation(p, cfg, training) + _head_and_geometry(p, cfg) + _knn(p, cfg)
     return out
 
@@ -102,6 +102,15 @@ def _sizes(p: Protocol, task: dict) -> list[str]:
         return []
     run = " / ".join(f"{sizes.get(k, 0):,}" for k in ("train", "val", "test"))
     return [f"paintings: {run} (train / validation / test) instead of the {p.study}'s {p.sizes_words}"]
+
+
+def _balance(p: Protocol, task: dict) -> list[str]:
+    """GenRe's classes are equally represented in every split (section 3); the culture study's are not (Table 1)."""
+    train = [int((c or {}).get("train", 0)) for c in (task.get("per_class") or {}).values()]
+    if p is not GENRE or len(train) < 2 or min(train) >= 0.9 * max(train):
+        return []
+    return [f"classes: {min(train)} to {max(train)} training paintings a class instead of the genre study's equal "
+            "numbers (section 3)"]
 
 
 def _recipe(p: Protocol, cfg: dict) -> list[str]:
