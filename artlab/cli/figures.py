@@ -162,6 +162,9 @@ def _genre(run, paintings: _Paintings, w: Writer, seed: int) -> None:
                              ("genre_fig3", "knn", "genre_fig3_confusion_knn")):
         m = metrics.get(model) or {}
         words = "fine-tuned model" if model == "finetuned" else f"kNN baseline (k = {m.get('k')})"
+        if not m.get("confusion"):
+            w.skip(f"GenRe Fig. {key[-1]}: the card records no confusion matrix of the {words}")
+            continue
         w.figure(figures.confusion_figure(m["confusion"], classes, f"{name}: {words}"), stem, key,
                  f"The {words}'s confusion matrix on this run's {int(np.sum(m['confusion']))} test paintings "
                  f"(accuracy {m.get('accuracy', float('nan')):.3f}).")

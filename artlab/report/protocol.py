@@ -76,7 +76,8 @@ def deviations(card: dict) -> list[str]:
     cfg = {**LEGACY, **(card.get("config") or {})}
     task, training = card.get("task") or {}, card.get("training") or {}
     p = study_of(cfg.get("label", task.get("label", "")), cfg.get("head", ""))
-    out = _data(p, task) + _sizes(p, task) + _balance(p, task) + _recipe(p, cfg) + _schedule(p, cfg) + _split(p, cfg, task)
+    out = _data(p, task) + _sizes(p, task) + _balance(p, task) + _recipe(p, cfg) + _schedule(p, cfg)
+    out += _split(p, cfg, task)
     out += _augmentation(p, cfg, training) + _head_and_geometry(p, cfg) + _knn(p, cfg)
     return out
 

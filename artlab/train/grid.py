@@ -18,8 +18,9 @@ A config (see ``configs/*.toml``)::
                                                     #   knn_; fractions, not percent)
 
 Rows with published figures run first (in the order of their [published] tables), then the others, marked
-"extension" in the table's ``row`` column: what the grid adds to the paper. Precision, recall and F1 are compared with artlab's weighted averages
-(``published_averaging = "macro"`` at the top level to compare with the macro ones instead).
+"extension" in the table's ``row`` column: what the grid adds to the paper. Precision, recall and F1 are compared with
+artlab's weighted averages (``published_averaging = "macro"`` at the top level to compare with the macro ones
+instead).
 
 Paths (``out``, ``collection``, ``weights_file``) are relative to the config file's folder; ``${VAR}`` and
 ``${VAR:-default}`` are expanded in every string. ``collection = "demo:PATH"`` names the CC0 demo collection in PATH,
