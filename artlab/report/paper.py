@@ -48,13 +48,19 @@ def _frame(lines: list[dict]) -> pd.DataFrame:
 
 def culture_row(cfg: dict) -> tuple[tuple[str, str, str], str]:
     """The Table 2 row a culture run is compared with: its own combination when the paper has it, else the paper's
-    best (and a note saying so)."""
+    first row of the same backbone and method, of the same method, or its best row (and a note saying which)."""
     key = (cfg.get("backbone"), cfg.get("method"), cfg.get("scheduler"))
     if key in CULTURE_TABLE2:
         return key, ""
-    best = next(iter(CULTURE_TABLE2))
-    return best, ("the paper has no row for " + " / ".join(str(k) for k in key) + ": compared with its best row, "
-                  + " / ".join(best))
+    rows = list(CULTURE_TABLE2)
+    for match, words in ((lambda r: r[:2] == key[:2], "its row of the same backbone and method"),
+                         (lambda r: r[1] == key[1], "its row of the same training method"),
+                         (lambda r: True, "its best row")):
+        found = next((r for r in rows if match(r)), None)
+        if found is not None:
+            return found, ("the paper has no row for " + " / ".join(str(k) for k in key) + f": compared with {words}, "
+                           + " / ".join(found))
+    return rows[0], ""
 
 
 def beside_run(card: dict) -> tuple[pd.DataFrame, list[str]]:
