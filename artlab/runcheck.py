@@ -50,7 +50,18 @@ CARD_SCHEMA: tuple[tuple[str, Any, bool], ...] = (
     ("metrics.finetuned.confusion", list, False),
     ("metrics.knn.confusion", list, False),
     ("training", dict, False),
+    ("deviations", list, False),
+    ("backbone.weights.sha256", str, False),
+    ("backbone.weights.source", str, False),
+    ("backbone.weights.file", str, False),
 )
+#: Counts (whole numbers, 0 or more), fractions (0 to 1) and k (1 or more) where a card has them.
+_COUNTS = ("task.n_images", "metrics.finetuned.n", "metrics.knn.n")
+_FRACTIONS = tuple(f"metrics.{m}.{k}" for m in ("finetuned", "knn")
+                   for k in ("accuracy", "top3_accuracy", "val_accuracy"))
+#: The largest number a card may hold anywhere (beyond it a float conversion overflows; no count comes near it).
+_LARGEST = 1e15
+_MAX_NODES = 1_000_000
 
 _TYPE_WORDS = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
 
@@ -91,7 +102,63 @@ def validate_card(card: Any, file: Path, allowed: dict[str, tuple[str, ...]], ta
             raise RunError(f"{file}: field '{field}' must be {_words(kind)}, not {type(value).__name__}")
         if isinstance(value, float) and not np.isfinite(value):
             raise RunError(f"{file}: field '{field}' is {value}, not a number")
+    _check_numbers(card, file)
+    _check_ranges(card, file)
     _check_classes(card, file, allowed, table_keys)
+
+
+def _check_numbers(card: dict, file: Path) -> None:
+    """Every number anywhere in the card finite and of a sane size (walked without recursion)."""
+    stack, seen = [("", card)], 0
+    while stack:
+        where, node = stack.pop()
+        seen += 1
+        if seen > _MAX_NODES:
+            raise RunError(f"{file}: the card holds more than {_MAX_NODES:,} values")
+        if isinstance(node, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(node))
+        elif isinstance(node, Real) and not isinstance(node, bool):
+            if isinstance(node, float) and not np.isfinite(node):
+                raise RunError(f"{file}: field '{where[:120]}' is {node}, not a number")
+            if abs(node) > _LARGEST:
+                raise RunError(f"{file}: field '{where[:120]}' is a number too large to be true")
+
+
+def _check_ranges(card: dict, file: Path) -> None:
+    for field in _COUNTS:
+        value = _get(card, field)
+        if value is not _MISSING and value is not None and (not _whole(value) or value < 0):
+            raise RunError(f"{file}: field '{field}' must be a whole number, 0 or more")
+    for field in _FRACTIONS:
+        value = _get(card, field)
+        if value is not _MISSING and value is not None and (not _real(value) or not 0 <= value <= 1):
+            raise RunError(f"{file}: field '{field}' must be a fraction between 0 and 1")
+    k = _get(card, "metrics.knn.k")
+    if k is not _MISSING and k is not None and k < 1:
+        raise RunError(f"{file}: field 'metrics.knn.k' must be 1 or more")
+    deviations = _get(card, "deviations")
+    if isinstance(deviations, list) and not all(isinstance(d, str) for d in deviations):
+        raise RunError(f"{file}: field 'deviations' must be a list of sentences (strings)")
+    licenses = _get(card, "task.licenses")
+    if isinstance(licenses, list) and not all(isinstance(d, str) for d in licenses):
+        raise RunError(f"{file}: field 'task.licenses' must be a list of strings")
+    sizes = _get(card, "task.split_sizes")
+    if isinstance(sizes, dict) and not all(_whole(v) and v >= 0 for v in sizes.values()):
+        raise RunError(f"{file}: field 'task.split_sizes' must give whole numbers, 0 or more")
+    per_class = _get(card, "task.per_class")
+    if isinstance(per_class, dict) and not all(isinstance(v, dict) and all(_whole(n) and n >= 0 for n in v.values())
+                                               for v in per_class.values()):
+        raise RunError(f"{file}: field 'task.per_class' must give each class its counts (whole numbers)")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _check_classes(card: dict, file: Path, allowed: dict[str, tuple[str, ...]], table_keys: frozenset[str]) -> None:
@@ -116,6 +183,9 @@ def _check_classes(card: dict, file: Path, allowed: dict[str, tuple[str, ...]], 
                 value = entry.get(key) if isinstance(entry, dict) else None
                 if isinstance(value, bool) or not isinstance(value, Real):
                     raise RunError(f"{file}: field 'metrics.{model}.per_class.{c}.{key}' is missing or not a number")
+                if not (value >= 0 if key == "support" else 0 <= value <= 1):  # NaN fails both
+                    raise RunError(f"{file}: field 'metrics.{model}.per_class.{c}.{key}' must be "
+                                   + ("0 or more" if key == "support" else "a fraction between 0 and 1"))
         cm = _get(card, f"metrics.{model}.confusion")
         if cm is not _MISSING and (len(cm) != len(classes) or any(not isinstance(r, list) or len(r) != len(classes)
                                                                   for r in cm)):
@@ -158,9 +228,10 @@ def check_embeddings(file: Path, z: dict[str, np.ndarray], classes: list[str]) -
         raise RunError(f"{file}: array 'classes' does not match the card's classes")
 
 
-def check_knn(file: Path, z, n_classes: int) -> None:
+def check_knn(file: Path, z, n_classes: int, width: int | None = None) -> None:
+    """knn.npz against the card: its classes, k, labels and (``width``, the backbone's feature size) its columns."""
     require_keys(file, z.files if hasattr(z, "files") else z, ("embeddings", "labels", "ids", "k", "n_classes"))
-    n = len(check_array(file, "embeddings", z["embeddings"], ndim=2, finite=True))
+    n = len(check_array(file, "embeddings", z["embeddings"], ndim=2, cols=width, finite=True))
     check_array(file, "labels", z["labels"], ndim=1, rows=n)
     check_array(file, "ids", z["ids"], ndim=1, rows=n)
     if int(z["n_classes"]) != n_classes:

@@ -94,8 +94,10 @@ class Run:
             raise RunError(f"{path} is not a complete run (no {CARD}; train one with `artlab train`)")
         try:
             card = json.loads(read_capped(path / CARD, CAPS["json"]))
-        except (OSError, ValueError) as exc:
-            raise RunError(f"unreadable model card {path / CARD}: {str(exc).splitlines()[0]}") from None
+        except RecursionError:
+            raise RunError(f"unreadable model card {path / CARD}: it nests too deeply to read") from None
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            raise RunError(f"unreadable model card {path / CARD}: {str(exc).splitlines()[0][:160]}") from None
         except ArtlabError as exc:
             raise RunError(str(exc)) from None
         validate_card(card, path / CARD, {"backbone.name": backbone_names(), "method": METHODS, "head": HEADS},
@@ -223,7 +225,7 @@ class Run:
         return p if p.is_file() else None
 
     def knn(self) -> KNNBaseline:
-        check_knn(self.path / KNN, self._npz(KNN), len(self.classes))
+        check_knn(self.path / KNN, self._npz(KNN), len(self.classes), self.spec.feature_dim)
         return KNNBaseline.load(self.path / KNN)
 
     def classifier(self, weights_file: str | None = None) -> Classifier:
@@ -238,10 +240,14 @@ def safe_load_state(path: Path) -> dict:
     """torch.load with weights_only=True: a checkpoint that smuggles code in a pickle is refused, not run."""
     try:
         check_size(path, CAPS["weights"])
+        if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+            raise RunError(f"{path} is damaged: it is not a PyTorch weights file (retrain the run, or copy it again)")
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise RunError(f"refusing {path.name}: it is not a plain weights file (it asks to run code: "
-                       f"{str(exc).splitlines()[0][:120]})") from None
+        first = str(exc).splitlines()[0][:120]
+        if "global" not in str(exc).lower():
+            raise RunError(f"{path} is damaged: its weights cannot be read ({first})") from None
+        raise RunError(f"refusing {path.name}: it is not a plain weights file (it asks to run code: {first})") from None
     except ArtlabError as exc:
         raise RunError(str(exc)) from None
     except (OSError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:

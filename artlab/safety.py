@@ -20,7 +20,7 @@ from typing import Callable
 from .errors import ArtlabError
 
 MARKER = ".artlab.json"
-KINDS = ("run", "collection", "explain", "audit", "figures")
+KINDS = ("run", "collection", "explain", "audit", "figures", "experiment")
 
 #: Size caps on the files artlab reads, in bytes (a hostile or broken file is refused before it is read).
 CAPS = {"json": 32 << 20, "csv": 512 << 20, "npz": 4 << 30, "weights": 8 << 30, "image": 1 << 30}
@@ -48,7 +48,8 @@ class PathEscape(ArtlabError):
 # --- what is in a folder --------------------------------------------------------------------------------------------
 
 def artlab_kind(folder: str | Path) -> str | None:
-    """'run', 'collection', 'explain' or 'figures' if ``folder`` is artlab's own output of that kind, else None."""
+    """'run', 'collection', 'explain', 'audit', 'figures' or 'experiment' if ``folder`` is artlab's own output of that
+    kind, else None."""
     folder = Path(folder)
     marker = _read_marker(folder)
     if marker in KINDS:
@@ -65,7 +66,7 @@ def versioned_json(path: Path) -> bool:
         return False
     try:
         data = json.loads(read_capped(path, CAPS["json"]))
-    except (ValueError, OSError, ArtlabError):
+    except (ValueError, OSError, RecursionError, ArtlabError):
         return False
     return isinstance(data, dict) and "artlab_version" in data
 
@@ -76,7 +77,7 @@ def _read_marker(folder: Path) -> str | None:
         return None
     try:
         return json.loads(read_capped(p, 1 << 16)).get("kind")
-    except (ValueError, OSError, AttributeError, ArtlabError):
+    except (ValueError, OSError, AttributeError, RecursionError, ArtlabError):
         return None
 
 

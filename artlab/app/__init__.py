@@ -26,7 +26,7 @@ _MODULES = {
         "predictions", "results_tables", "runs_overview", "test_gallery",
     ),
     "roots": ("ANY_FOLDER_ENV", "ANY_FOLDER_FLAG", "ROOTS_ENV", "allowed_roots", "any_folder_allowed", "check_root"),
-    "memory": ("APP_DECODE_BUDGET", "release_memory"),
+    "memory": ("APP_DECODE_BUDGET", "CONCURRENT_DECODES", "decode_slot", "release_memory"),
     "images": ("painting_file", "painting_preview", "preview", "sample_choices", "short", "thumbnail"),
     "widgets": ("percent_style", "percent_table", "show_image"),
     "words": ("card_paragraphs", "deviations_markdown", "small_collection_warning", "split_words", "weights_caption"),

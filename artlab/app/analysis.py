@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from artlab.app.cache import per_run
-from artlab.app.memory import APP_DECODE_BUDGET, release_memory
+from artlab.app.memory import APP_DECODE_BUDGET, decode_slot, release_memory
 from artlab.app.runs import embeddings, load_predictor
 from artlab.errors import ArtlabError, ImageError
 from artlab.images import encode_jpeg, load_image
@@ -26,8 +26,9 @@ def digest(data: bytes) -> str:
 @per_run(max_entries=512)
 def predict(run_path: str, name: str, data: bytes):
     """A Prediction of both models, or the plain message (str) saying why this file could not be read."""
-    result = load_predictor(run_path).predict_files([data], [name])[0]
-    release_memory()
+    predictor = load_predictor(run_path)
+    with decode_slot():
+        result = predictor.predict_files([data], [name])[0]
     return str(result) if isinstance(result, ImageError) else result
 
 
@@ -36,7 +37,8 @@ def explanations(run_path: str, name: str, data: bytes, method: str) -> dict:
     """CAMs of both models for this image: {"finetuned": {"cam", "crop", "label", ...}, "knn": {...}}."""
     from artlab.explain import cams as explain  # torch and grad-cam load on first use
     predictor = load_predictor(run_path)
-    image = predictor.load(data, name=name)  # decoded exactly as for the prediction
+    with decode_slot():
+        image = predictor.load(data, name=name)  # decoded exactly as for the prediction
     # The kNN side takes the same CAM method on its similarity-to-neighbours target (gradcam there is "similarity").
     result = explain.explain_both(predictor, image, method=method, knn_method=method, name=name)
     del image
@@ -60,7 +62,8 @@ def feature_maps(run_path: str, name: str, data: bytes) -> dict[str, dict]:
     """The channel-sum feature map of each model ({"cam": [0, 1] array, "crop": ...})."""
     from artlab.explain import cams as explain  # torch and grad-cam load on first use
     predictor = load_predictor(run_path)
-    image = predictor.load(data, name=name)
+    with decode_slot():
+        image = predictor.load(data, name=name)
     crop = explain.crop_fraction(predictor.spec)
     return {model: {"cam": explain.feature_map(predictor, image, model=model).astype(np.float32), "crop": crop,
                     "view": predictor.cam_view}
@@ -72,7 +75,8 @@ def overlay(name: str, data: bytes, cam: np.ndarray, alpha: float, crop: float =
     """The heat map laid over what the model saw (the centre square, margins dimmed; or the whole painting), as JPEG
     bytes."""
     from artlab.explain import cams as explain  # torch and grad-cam load on first use
-    image = load_image(data, name=name, budget=APP_DECODE_BUDGET)
+    with decode_slot():
+        image = load_image(data, name=name, budget=APP_DECODE_BUDGET)
     out = encode_jpeg(explain.overlay(image, cam, alpha=alpha, max_side=640, crop=crop, view=view), quality=88)
     del image
     release_memory()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from artlab.app.memory import APP_DECODE_BUDGET, release_memory
+from artlab.app.memory import APP_DECODE_BUDGET, decode_slot
 from artlab.app.runs import open_run, paintings
 from artlab.collection.wheel import demo_data_dir, met_records
 from artlab.errors import ArtlabError, ImageError
@@ -15,44 +15,47 @@ from artlab.images import encode_jpeg, fit_within, load_image
 from artlab.runfolder import Run
 
 
-def thumbnail(run_path: str, painting_id: str) -> str | None:
+@st.cache_data(show_spinner=False, max_entries=1024)
+def thumbnail(run_path: str, painting_id: str, side: int = 256) -> bytes | None:
+    """The run's own thumbnail of a painting, decoded under the app's budget and shrunk to ``side`` (JPEG bytes): a
+    crafted run's "thumbnail" may be any image at all."""
     p = Run(Path(run_path), {}).thumbnail(painting_id)
-    return str(p) if p is not None else None
+    return _shrunk(p, p.name, side) if p is not None else None
+
+
+def _shrunk(source: Path | bytes, name: str, side: int) -> bytes | None:
+    """Any image the app shows, decoded within APP_DECODE_BUDGET and shrunk to ``side``; None when unreadable."""
+    try:
+        with decode_slot():
+            return encode_jpeg(fit_within(load_image(source, name=name, min_side=side, budget=APP_DECODE_BUDGET),
+                                          side), quality=88)
+    except ImageError:
+        return None
 
 
 def painting_file(run: Run, painting_id: str, rel_path: str = "") -> Path | None:
     """The original image if the run's collection is reachable from here, else the run's thumbnail."""
     original = run.painting_file(rel_path)
-    if original is not None:
-        return original
-    thumb = thumbnail(str(run.path), painting_id)
-    return Path(thumb) if thumb else None
+    return original if original is not None else run.thumbnail(painting_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def painting_preview(run_path: str, painting_id: str, rel_path: str = "", side: int = 480) -> bytes | str | None:
-    """What to show of a painting of the run: the original shrunk to ``side`` when the collection is reachable
-    (JPEG bytes), else the run's thumbnail (its path), else None."""
+def painting_preview(run_path: str, painting_id: str, rel_path: str = "", side: int = 480) -> bytes | None:
+    """What to show of a painting of the run (JPEG bytes no larger than ``side``): the original when the collection
+    is reachable, else the run's thumbnail, else None. Both are decoded within the app's budget."""
     run = open_run(run_path)
     original = run.painting_file(rel_path)
     if original is not None:
-        try:
-            return encode_jpeg(fit_within(load_image(original, min_side=side), side), quality=88)
-        except ImageError:
-            pass
+        shown = _shrunk(original, original.name, side)
+        if shown is not None:
+            return shown
     return thumbnail(run_path, painting_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def preview(data: bytes, name: str, side: int = 640) -> bytes | None:
     """A JPEG no larger than ``side`` for the browser (TIFFs and huge scans don't display as they are)."""
-    try:
-        return encode_jpeg(fit_within(load_image(data, name=name, min_side=side, budget=APP_DECODE_BUDGET), side),
-                           quality=88)
-    except ImageError:
-        return None
-    finally:
-        release_memory()
+    return _shrunk(data, name, side)
 
 
 def sample_choices(run_path: str) -> dict[str, tuple[str, str]]:

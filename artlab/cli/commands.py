@@ -195,8 +195,12 @@ def _list_curation(collection: str) -> int:
 def cmd_experiment(a) -> int:
     from artlab.train.experiment import run_experiment
     from artlab.progress import TqdmProgress
-    table = run_experiment(Path(a.config), progress=TqdmProgress(), only=a.only, dry_run=a.dry_run)
-    print(table)
+    outcome = run_experiment(Path(a.config), progress=TqdmProgress(), only=a.only, dry_run=a.dry_run)
+    print(outcome)
+    if getattr(outcome, "all_failed", False):
+        print(f"artlab: every row of {Path(a.config).name} failed (the error column of its results says why)",
+              file=sys.stderr)
+        return 2
     return 0
 
 

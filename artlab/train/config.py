@@ -14,6 +14,24 @@ EMBEDDING_LAYERS = ("backbone", "head")
 #: Augmented views cached on a CPU when ``cache_views`` is left unset (a GPU draws a fresh augmentation every epoch).
 CPU_CACHE_VIEWS = 4
 EMBED_CHUNK = 2000  # paintings per chunk file of `artlab embed` (one chunk of features in memory at a time)
+#: The most neighbours the kNN baseline may be asked to consider (its k is chosen on validation among knn_ks).
+MAX_KNN_K = 1000
+#: Seeds go to Python, NumPy and PyTorch: NumPy's must fit in 32 bits.
+MAX_SEED = 2 ** 32 - 1
+#: (field, lowest, highest, what the range means): each number a run is configured with, refused outside its range
+#: (NaN included) when the configuration is made, before any work. ``None`` is open-ended.
+RANGES = (
+    ("lr", 0.0, 10.0, "a learning rate above 0 and at most 10"),
+    ("momentum", 0.0, 1.0, "between 0 and 1"),
+    ("weight_decay", 0.0, 1.0, "between 0 and 1"),
+    ("gamma", 0.0, 1.0, "a factor above 0 and at most 1"),
+    ("step_size", 1, None, "1 or more"),
+    ("plateau_patience", 0, None, "0 or more"),
+    ("seed", 0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}"),
+    ("min_per_class", 1, None, "1 or more"),
+    ("max_per_class", 1, None, "1 or more"),
+    ("workers", 0, 256, "from 0 to 256"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +101,22 @@ class TrainConfig:
             raise ConfigError(f"dropout must be at least 0 and below 1, got {self.dropout}")
         if self.cache_views is not None and self.cache_views < 0:
             raise ConfigError(f"cache_views must be 0 or more, got {self.cache_views}")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        import math
+        for name, low, high, words in RANGES:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            exclusive = name in ("lr", "gamma")  # a learning rate or factor of 0 trains nothing
+            bad = (isinstance(value, float) and not math.isfinite(value)) or value < low or (exclusive and value == low)
+            if bad or (high is not None and value > high):
+                raise ConfigError(f"{name} must be {words}, got {value}")
+        ks = tuple(self.knn_ks)
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_KNN_K for k in ks):
+            raise ConfigError(f"knn_ks must be whole numbers from 1 to {MAX_KNN_K}, got "
+                              f"{', '.join(map(str, ks))[:80] or 'none'}")
 
     @property
     def learning_rate(self) -> float:

@@ -62,7 +62,9 @@ def embed_collection(collection: str | Path, out: str | Path, backbone: str = "e
     progress, t0 = progress or Progress(), time.perf_counter()
     if chunk < 1 or batch_size < 1:
         raise ConfigError("--chunk and --batch-size must be at least 1")
-    collection, out = Path(collection), Path(out)
+    collection, out = Path(collection).expanduser(), Path(out).expanduser()
+    if out.exists() and not out.is_dir():  # a file, /dev/null
+        raise ConfigError(f"--out {out} exists and is not a folder: choose a new folder for the embeddings")
     df = read_manifest(collection)
     spec = get_backbone(backbone)
     parts, provenance = spec.parts(pretrained=True, weights_file=weights_file)
@@ -101,7 +103,10 @@ def _claim(out: Path, meta: dict) -> None:
         return
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty and holds no {META}: choose a new folder for the embeddings")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out} cannot be created ({exc.strerror})") from None
     atomic_write_json(meta_file, meta)
 
 

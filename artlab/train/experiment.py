@@ -1,6 +1,10 @@
 """``artlab experiment CONFIG``: train every row of a grid (artlab.train.grid) and write its results table (the two
 studies' tables): results.csv and results.md beside the runs.
 
+The experiment's ``out`` folder is claimed as a run folder is (artlab.safety): new, empty, or artlab's own experiment
+(its marker, or, for folders written before the marker, a results.csv with artlab's header); a folder holding anything
+else is refused in one line before any work, so the tables are written only into a folder artlab owns.
+
 A row whose folder already holds a complete run of the same configuration is skipped, so an interrupted grid resumes;
 a row that fails with a user-facing error is recorded in the table and the grid goes on.
 """
@@ -22,12 +26,14 @@ from artlab.progress import Progress
 from artlab.report.csvsafe import to_csv_for_people
 from artlab.report.text import table_markdown, table_text
 from artlab.runfolder import CARD, missing_files
+from artlab.safety import OutputError, check_output, mark_output, recognise
 from artlab.train.config import TrainConfig
 from artlab.train.grid import PUBLISHED_KEYS, Experiment, Row, load_experiment, read_experiment
 
 __all__ = ["run_experiment", "is_complete", "results_table", "load_experiment", "read_experiment"]
 
 RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
+KIND = "experiment"
 COLUMNS = ("name", "row", "backbone", "method", "head", "optimizer", "scheduler", "split", "epochs", "val", "top1",
            "top3", "precision", "recall", "f1", "knn_val", "knn_top1", "knn_top3", "knn_precision", "knn_recall",
            "knn_f1", "knn_k", "train_s", "total_s", "status", "error")
@@ -35,11 +41,44 @@ COLUMNS = ("name", "row", "backbone", "method", "head", "optimizer", "scheduler"
 OPTIONAL = {"precision", "recall", "f1", "knn_val", "knn_precision", "knn_recall", "knn_f1"}
 
 
+def _written_by_artlab(folder: Path) -> bool:
+    """An experiment folder from before the marker: its results.csv starts with artlab's own columns."""
+    table = folder / RESULTS_CSV
+    if not table.is_file() or table.is_symlink():
+        return False
+    with open(table, "rb") as f:
+        first = f.readline(1 << 16).decode("utf-8", "replace").strip().split(",")
+    return first[:8] == ["name", "row", "backbone", "method", "head", "optimizer", "scheduler", "split"]
+
+
+recognise(KIND, _written_by_artlab)
+
+
+def claim_folder(exp: Experiment) -> None:
+    """Refuse (OutputError, one line) an ``out`` that holds anything artlab did not write as an experiment; mark a
+    new or empty one as artlab's experiment before anything is written into it."""
+    out = exp.out
+    fresh = not out.exists() or (out.is_dir() and not out.is_symlink() and next(out.iterdir(), None) is None)
+    check_output(out, KIND, resume=True, option=f"{exp.path.name}: out")
+    if fresh:
+        try:
+            mark_output(out, KIND)
+        except OSError as exc:
+            raise OutputError(f"{exp.path.name}: out {out} cannot be created ({exc.strerror})") from None
+
+
+class Outcome(str):
+    """The text ``run_experiment`` prints, knowing whether every row it ran failed (the command then exits 2)."""
+
+    all_failed: bool = False
+
+
 # --- running ----------------------------------------------------------------------------------------------------
 
 def run_experiment(config: Path, progress: Progress | None = None, only: str | None = None,
-                   dry_run: bool = False) -> str:
-    """Train every row not already complete, write ``results.csv`` and ``results.md``; return the table as text."""
+                   dry_run: bool = False) -> Outcome:
+    """Train every row not already complete, write ``results.csv`` and ``results.md``; return the table as text
+    (``all_failed`` set when every row run now failed)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("experiment grids run in one process; to train one row on several GPUs, launch "
                           "`artlab train` with that row's settings under torchrun")
@@ -50,13 +89,17 @@ def run_experiment(config: Path, progress: Progress | None = None, only: str | N
     progress = progress or Progress()
     todo = [r for r in selected if not is_complete(exp.folder(r), r)]
     _check_collections(exp, todo)  # before any training: a missing collection is a config mistake
+    claim_folder(exp)  # before anything is written: a folder of someone else's files is refused
     _build_demos(exp, todo, progress)
     status: dict[str, tuple[str, str]] = {}
     for i, row in enumerate(selected, 1):
         status[row.name] = _run_row(exp, row, f"[{i}/{len(selected)}] {row.name}", progress)
         table = results_table(exp, status)
         _write_results(exp, table)  # after every row: an interrupted grid still leaves its table
-    return _summary(exp, status) + "\n" + table_text(table) + f"\nresults written to {exp.out / RESULTS_CSV}"
+    outcome = Outcome(_summary(exp, status) + "\n" + table_text(table)
+                      + f"\nresults written to {exp.out / RESULTS_CSV}")
+    outcome.all_failed = all(state == "failed" for state, _ in status.values())
+    return outcome
 
 
 def _select(exp: Experiment, only: str | None) -> list[Row]:
@@ -73,7 +116,9 @@ def is_complete(folder: Path, row: Row) -> bool:
         return False
     try:
         card = json.loads((folder / CARD).read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):
+        return False
+    if not isinstance(card, dict):
         return False
     wanted = row.config.to_dict()
     # A field added to TrainConfig after the run was written is missing from its card: the run was trained the way

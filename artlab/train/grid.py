@@ -116,6 +116,12 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"no experiment config at {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path.name} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name} is not valid TOML: it is not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path.name} is not valid TOML: it nests too deeply to read") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"cannot read the experiment config {path}: {exc.strerror}") from None
 
 
 def _row_keys() -> tuple[str, ...]:
