@@ -7,19 +7,53 @@ target (atomic on POSIX within one filesystem).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from artlab.errors import ArtlabError
+
+#: What a full disk (or a full quota) says.
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(ArtlabError):
+    """No room left where artlab writes: one line naming the file and its folder."""
+
+
+def disk_full(target: str | os.PathLike) -> DiskFull:
+    folder = Path(target).parent
+    try:
+        free = f"; {os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize / 1e6:.1f} MB free there"
+    except OSError:
+        free = ""
+    return DiskFull(f"the disk is full: could not write {target} (in {folder}{free}); free some space and run the "
+                    "command again (what was already written is kept)")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OSError of a full disk, or PyTorch's writer failing ("file write failed" at inline_container.cc), which
+    hides the errno."""
+    if isinstance(exc, OSError):
+        return exc.errno in FULL
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("file write failed" in text or "inline_container" in text)
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target``, on error it is removed."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        if exc.errno in FULL:
+            raise disk_full(target) from None
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -28,6 +62,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; these are ordinary shared files
         os.replace(tmp_path, target)
+    except (OSError, RuntimeError) as exc:
+        if is_disk_full(exc):
+            raise disk_full(target) from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -54,6 +54,7 @@ CARD_SCHEMA: tuple[tuple[str, Any, bool], ...] = (
     ("backbone.weights.sha256", str, False),
     ("backbone.weights.source", str, False),
     ("backbone.weights.file", str, False),
+    ("backbone.weights.classifier", dict, False),
 )
 #: Counts (whole numbers, 0 or more), fractions (0 to 1) and k (1 or more) where a card has them.
 _COUNTS = ("task.n_images", "metrics.finetuned.n", "metrics.knn.n")

@@ -240,14 +240,16 @@ def safe_load_state(path: Path) -> dict:
     """torch.load with weights_only=True: a checkpoint that smuggles code in a pickle is refused, not run."""
     try:
         check_size(path, CAPS["weights"])
-        if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes a zip archive
-            raise RunError(f"{path} is damaged: it is not a PyTorch weights file (retrain the run, or copy it again)")
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).splitlines()[0][:120]
-        if "global" not in str(exc).lower():
-            raise RunError(f"{path} is damaged: its weights cannot be read ({first})") from None
-        raise RunError(f"refusing {path.name}: it is not a plain weights file (it asks to run code: {first})") from None
+        text = str(exc)
+        found = re.search(r"(unsupported GLOBAL|Unsupported global)[^\n]*", text)
+        if found is None:  # not a pickle that names code: bytes that are no weights file at all
+            why = [line.strip() for line in text.split("WeightsUnpickler error:")[-1].splitlines() if line.strip()]
+            raise RunError(f"{path} is damaged: it is not a readable weights file ({(why or ['?'])[0][:80]}); "
+                           "retrain the run or copy it again") from None
+        raise RunError(f"refusing {path.name}: it is not a plain weights file (it asks to run code: "
+                       f"{found.group(0)[:120]})") from None
     except ArtlabError as exc:
         raise RunError(str(exc)) from None
     except (OSError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:

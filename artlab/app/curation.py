@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from artlab.app.frame import run_safely
+from artlab.app.roots import within_roots
 from artlab.collection import curation
 from artlab.collection.contract import MANIFEST
 from artlab.errors import ArtlabError
@@ -49,10 +50,23 @@ def state(run: Run) -> tuple[curation.Curated | None, str | None]:
     folder = run.collection
     if folder is None:  # neither beside the run nor where the card recorded it (Run.collection)
         return None, curation.unavailable(run.card["task"].get("collection") or "(not recorded)")
-    why = curation.unavailable(folder)
+    why = curation.unavailable(folder) or _outside_roots(run, folder)
     if not (folder / MANIFEST).is_file():
         return None, why
     return _curated(str(folder), _stamp(folder)), why
+
+
+def _outside_roots(run: Run, folder: Path) -> str | None:
+    """A collection found beside the run (its card's ``collection_relative``, as artlab writes it) may be flagged
+    into; one found only at the card's absolute ``collection`` only when it lies under one of the app's roots (a
+    card is data: it may name any folder of the server)."""
+    relative = run.card["task"].get("collection_relative")
+    if relative and (run.path / relative).resolve() == folder:
+        return None
+    if within_roots(folder):
+        return None
+    return ("its collection is recorded at an absolute path outside the folders this app opens (add that folder "
+            "to ARTLAB_RUNS or to the roots file when starting the app)")
 
 
 def flags(run: Run) -> dict[str, list[dict]]:

@@ -48,7 +48,22 @@ def any_folder_allowed() -> bool:
 def check_root(folder: str) -> Path:
     """The typed folder, if the app may open it (inside one of ``allowed_roots``), else ArtlabError."""
     path = Path(folder).expanduser()
-    if any_folder_allowed() or any(inside(root, path) for root in allowed_roots()):
+    if within_roots(path):
         return path
-    raise ArtlabError(f"This app only opens trained models under {', '.join(str(r) for r in allowed_roots())}. "
-                      f"Add the folder to {RUNS_ENV} (or to the roots file in {ROOTS_ENV}) when starting it.")
+    log.info("refused %s: not under %s", path, ", ".join(map(str, allowed_roots())))  # the full paths: server only
+    raise ArtlabError(f"This app only opens trained models under {', '.join(shown_root(r) for r in allowed_roots())}."
+                      f" Add the folder to {RUNS_ENV} (or to the roots file in {ROOTS_ENV}) when starting it.")
+
+
+def within_roots(path: str | Path) -> bool:
+    """Whether the app may open (or, for a collection, write curation decisions into) ``path``."""
+    return any_folder_allowed() or any(inside(root, path) for root in allowed_roots())
+
+
+def shown_root(root: Path) -> str:
+    """A root as a visitor may see it: relative to the app's folder (checkpoints/), else only its own name (the
+    server's absolute paths are not shown to every visitor)."""
+    try:
+        return f"{root.relative_to(APP_ROOT)}/"
+    except ValueError:
+        return f"…/{root.name}/"

@@ -195,7 +195,7 @@ def _list_curation(collection: str) -> int:
 def cmd_experiment(a) -> int:
     from artlab.train.experiment import run_experiment
     from artlab.progress import TqdmProgress
-    outcome = run_experiment(Path(a.config), progress=TqdmProgress(), only=a.only, dry_run=a.dry_run)
+    outcome = run_experiment(Path(a.config), progress=TqdmProgress(), only=a.only, dry_run=a.dry_run, yes=a.yes)
     print(outcome)
     if getattr(outcome, "all_failed", False):
         print(f"artlab: every row of {Path(a.config).name} failed (the error column of its results says why)",
@@ -338,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("config", help="the TOML file of the grid (e.g. configs/demo.toml)")
     ex.add_argument("--only", default=None, help="run only the rows whose name contains this")
     ex.add_argument("--dry-run", action="store_true", help="list the runs without training")
+    ex.add_argument("--yes", action="store_true", help="start a grid of more than 100 runs to train")
     return p
 
 
@@ -351,6 +352,18 @@ def _know_artlab_outputs() -> None:
     that every command's --out check knows both, whichever stage the command itself imports."""
     import artlab.collection.contract  # noqa: F401
     import artlab.runfiles  # noqa: F401  (the run-file names without torch: a command that needs no model loads none)
+
+
+def _environment_error(exc: BaseException) -> str | None:
+    """One line for what the machine refused (a full disk wherever it happened, an OSError naming its file)."""
+    from artlab.io import disk_full, is_disk_full
+    filename = getattr(exc, "filename", None)
+    if is_disk_full(exc):
+        return str(disk_full(filename)) if filename else ("the disk is full: free some space and run the command "
+                                                          "again (what was already written is kept)")
+    if isinstance(exc, OSError) and filename and exc.strerror:
+        return f"{filename}: {exc.strerror}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not a user mistake: one line, the traceback only on request
         if args.debug:
             raise
+        said = _environment_error(exc)
+        if said:  # the machine's doing, not artlab's (a full disk, a read-only folder): the file and the reason
+            print(f"artlab: {said}", file=sys.stderr)
+            return 2
         log.debug("unexpected error", exc_info=True)
         print(f"artlab: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return 1

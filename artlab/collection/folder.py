@@ -17,7 +17,7 @@ import pandas as pd
 from PIL import Image
 
 from artlab.collection.contract import MANIFEST, MAX_SIDE, REQUIRED_COLUMNS, BuildReport
-from artlab.collection.curation import write_manifest
+from artlab.collection.curation import FORMULA_START, write_manifest
 from artlab.collection.csvread import read_table
 from artlab.errors import CollectionError, ConfigError, ImageError
 from artlab.images import IMAGE_SUFFIXES, encode_jpeg, fit_within, load_image
@@ -28,6 +28,8 @@ from artlab.safety import OutputError, check_output, mark_output
 CSV_REQUIRED = ("path", "label")
 CSV_OPTIONAL = ("title", "artist", "date", "license")
 UNLABELLED = "_unlabelled"
+#: The longest label (it names a folder of the collection) and the longest file stem kept in an image's new name.
+MAX_LABEL, MAX_STEM = 100, 100
 #: With copy=False an image is only checked: decoding it (all of its data) at a small scale is enough.
 _VERIFY_SIDE = 64
 
@@ -64,6 +66,7 @@ def build_folder(src: str | Path, out: str | Path, *, label: str = "genre", csv:
     report = BuildReport(source=f"folder ({csv or src})")
     items = items_from_csv(Path(csv), src, report, encoding=encoding, delimiter=delimiter) if csv else \
         items_from_folders(src, out, report)
+    _check_labels(items, Path(csv).name if csv else str(src))  # before anything is written
     mark_output(out, "collection")
     rows = _bring_in(items, out, label, max_side, copy, report, progress)
     df = pd.DataFrame(rows, columns=[*REQUIRED_COLUMNS, label, "original"])
@@ -75,6 +78,18 @@ def build_folder(src: str | Path, out: str | Path, *, label: str = "genre", csv:
 def _check_label(label: str) -> None:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", label) or label in REQUIRED_COLUMNS or label == "original":
         raise ConfigError(f"'{label}' cannot be a label column: use a lower-case name like genre or culture")
+
+
+def _check_labels(items: list[Item], where: str) -> None:
+    """Labels become manifest cells and folder names: none may read as a spreadsheet formula (as curate refuses) or
+    be too long for a folder name."""
+    for item in items:
+        if item.label.startswith(FORMULA_START):
+            raise CollectionError(f"{where}: the label {item.label[:40]!r} (of {item.file.name}) starts with "
+                                  f"{item.label[0]!r}, which spreadsheets read as a formula: rename the class")
+        if len(item.label) > MAX_LABEL:
+            raise CollectionError(f"{where}: the label {item.label[:40]!r}... (of {item.file.name}) is "
+                                  f"{len(item.label)} characters long; a class name may have at most {MAX_LABEL}")
 
 
 # --- what to bring in -------------------------------------------------------------------------------------------
@@ -222,7 +237,7 @@ class _OutputNames:
 
     def next(self, item: Item) -> str:
         folder = _slug(item.label) or UNLABELLED
-        stem = _slug(item.file.stem) or "image"
+        stem = _slug(item.file.stem)[:MAX_STEM] or "image"
         rel, n = f"images/{folder}/{stem}.jpg", 1
         while rel.lower() in self.taken:
             n += 1

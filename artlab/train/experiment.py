@@ -39,6 +39,9 @@ COLUMNS = ("name", "row", "backbone", "method", "head", "optimizer", "scheduler"
            "knn_f1", "knn_k", "train_s", "total_s", "status", "error")
 #: Columns shown only when the config publishes a figure for them (the genre table; the culture one has none).
 OPTIONAL = {"precision", "recall", "f1", "knn_val", "knn_precision", "knn_recall", "knn_f1"}
+#: A grid with more runs to train than this starts only when told to (--yes): a typo in a [grid] list can ask for
+#: thousands.
+CONFIRM_ROWS = 100
 
 
 def _written_by_artlab(folder: Path) -> bool:
@@ -76,7 +79,7 @@ class Outcome(str):
 # --- running ----------------------------------------------------------------------------------------------------
 
 def run_experiment(config: Path, progress: Progress | None = None, only: str | None = None,
-                   dry_run: bool = False) -> Outcome:
+                   dry_run: bool = False, yes: bool = False) -> Outcome:
     """Train every row not already complete, write ``results.csv`` and ``results.md``; return the table as text
     (``all_failed`` set when every row run now failed)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -89,7 +92,11 @@ def run_experiment(config: Path, progress: Progress | None = None, only: str | N
     progress = progress or Progress()
     todo = [r for r in selected if not is_complete(exp.folder(r), r)]
     _check_collections(exp, todo)  # before any training: a missing collection is a config mistake
+    if len(todo) > CONFIRM_ROWS and not yes:
+        raise ConfigError(f"{exp.path.name} would train {len(todo)} runs into {exp.out}: pass --yes to start them "
+                          "(or --dry-run to list them)")
     claim_folder(exp)  # before anything is written: a folder of someone else's files is refused
+    progress.message(f"{exp.path.name}: {len(todo)} of {len(selected)} row(s) to train into {exp.out}")
     _build_demos(exp, todo, progress)
     status: dict[str, tuple[str, str]] = {}
     for i, row in enumerate(selected, 1):
