@@ -51,11 +51,20 @@ test: $(DEV_STAMP) chromium
 test-fast: $(DEV_STAMP)
 	$(STEADY) $(PY) -m pytest -q -m "not slow and not browser and not train"
 
-# The GenRe study end to end at this fraction of its 8,000 paintings, projected to all of them (1: the study, ~45 min)
+# Every benchmark but the two long ones (under 15 min on a quiet 2-core machine); `make bench-scale` runs those: the
+# GenRe study end to end at STUDY_SCALE of its 8,000 paintings, projected to all of them (1: the study, ~45 min), and
+# `artlab embed` on 20,000 paintings (EMBED_PAINTINGS), whose memory must not grow with the collection.
+SCALE_BENCHES := benchmarks/bench_study_scale.py benchmarks/bench_embed_scale.py
 STUDY_SCALE ?= 0.05
+EMBED_PAINTINGS ?= 20000
+.PHONY: bench-scale
 bench: $(DEV_STAMP)
-	@for f in benchmarks/bench_*.py; do \
-		case $$f in *study_scale*) $(STEADY) $(PY) $$f --scale $(STUDY_SCALE) ;; *) $(STEADY) $(PY) $$f ;; esac || exit 1; done
+	@for f in $(filter-out $(SCALE_BENCHES),$(wildcard benchmarks/bench_*.py)); do \
+		$(STEADY) $(PY) $$f || exit 1; done
+
+bench-scale: $(DEV_STAMP)
+	$(STEADY) $(PY) benchmarks/bench_study_scale.py --scale $(STUDY_SCALE)
+	$(STEADY) $(PY) benchmarks/bench_embed_scale.py --paintings $(EMBED_PAINTINGS)
 
 # Rebuild the shipped demo checkpoints (checkpoints/) from the CC0 demo collection.
 demo: $(STAMP)

@@ -229,3 +229,16 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, failure):
     assert "Errno" not in str(info.value) and "inline_container" not in str(info.value)
     assert target.read_bytes() == b"the earlier file" and os.listdir(tmp_path) == ["model.pt"]
     assert isinstance(info.value, ArtlabError)
+
+
+# --- make bench ----------------------------------------------------------------------------------------------------------
+
+def test_make_bench_leaves_the_long_figures_to_bench_scale():
+    """`make bench` stays under 15 minutes: the study-scale and 20,000-painting figures run in `make bench-scale`."""
+    import subprocess
+    root = SHIPPED.parent.parent
+    quick = subprocess.run(["make", "-n", "bench"], cwd=root, capture_output=True, text=True, check=True).stdout
+    scale = subprocess.run(["make", "-n", "bench-scale"], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert "bench_app.py" in quick and "bench_knn.py" in quick
+    assert "bench_study_scale" not in quick and "bench_embed_scale" not in quick
+    assert "bench_study_scale.py --scale" in scale and "bench_embed_scale.py --paintings 20000" in scale
