@@ -242,3 +242,52 @@ def test_make_bench_leaves_the_long_figures_to_bench_scale():
     assert "bench_app.py" in quick and "bench_knn.py" in quick
     assert "bench_study_scale" not in quick and "bench_embed_scale" not in quick
     assert "bench_study_scale.py --scale" in scale and "bench_embed_scale.py --paintings 20000" in scale
+
+
+# --- the app's roots -------------------------------------------------------------------------------------------------------
+
+def test_the_root_refusal_shows_no_server_paths(tmp_path, monkeypatch):
+    from artlab import app
+    monkeypatch.delenv("ARTLAB_ALLOW_ANY_FOLDER", raising=False)
+    monkeypatch.setenv("ARTLAB_RUNS", str(tmp_path / "secret-place" / "runs"))
+    with pytest.raises(ArtlabError, match="only opens trained models under checkpoints/") as info:
+        app.check_root("/")
+    assert str(tmp_path) not in str(info.value) and str(SHIPPED.parent.parent) not in str(info.value)
+    assert "…/runs/" in str(info.value)
+
+
+def test_flagging_into_an_absolute_collection_only_under_a_root(run, tmp_path, monkeypatch):
+    from artlab.app import curation as app_curation
+    elsewhere = tmp_path / "elsewhere" / "coll"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "manifest.csv").write_text("id,path,title,artist,date,source,license,genre\n"
+                                            "a,a.jpg,A,X,1900,folder,CC0,portrait\n")
+    edit(run, lambda c: c["task"].update(collection=str(elsewhere), collection_relative="../no-such-folder"))
+    monkeypatch.delenv("ARTLAB_ALLOW_ANY_FOLDER", raising=False)
+    monkeypatch.setenv("ARTLAB_RUNS", str(run.parent))
+    curated, why = app_curation.state(Run.open(run))
+    assert curated is not None and why and "outside the folders this app opens" in why
+    monkeypatch.setenv("ARTLAB_RUNS", os.pathsep.join([str(run.parent), str(elsewhere.parent)]))
+    assert app_curation.state(Run.open(run))[1] is None  # that folder is itself under a root: flagging allowed
+    beside = run.parent / "coll"  # a collection beside the run (collection_relative, as artlab writes it)
+    shutil.copytree(elsewhere, beside)
+    edit(run, lambda c: c["task"].update(collection="/nowhere", collection_relative="../coll"))
+    monkeypatch.setenv("ARTLAB_RUNS", str(tmp_path / "other-root"))
+    assert app_curation.state(Run.open(run))[1] is None
+
+
+# --- a huge grid ---------------------------------------------------------------------------------------------------------------
+
+def test_a_grid_of_thousands_of_runs_asks_first(tmp_path, monkeypatch, capsys):
+    def no_work(*a, **k):
+        raise AssertionError("started training")
+
+    monkeypatch.setattr("artlab.train.runner.train_run", no_work)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "manifest.csv").write_text("id,path\n")
+    path = tmp_path / "big.toml"
+    path.write_text('out = "runs"\n[base]\ncollection = "c"\n[grid]\nseed = [' + ", ".join(map(str, range(100)))
+                    + ']\nlr = [0.001, 0.01, 0.1]\n')
+    one_line_exit_2(capsys, ["experiment", str(path)], "big.toml would train 300 runs", "--yes")
+    assert not (tmp_path / "runs").exists()
+    assert main(["experiment", str(path), "--dry-run"]) == 0  # listing them needs no --yes
