@@ -299,7 +299,10 @@ def staging(out: str | Path, config: dict | None = None) -> Path:
     if work.exists():
         if not config_file.is_file() and not (work.is_dir() and next(work.iterdir(), None) is None):
             raise OutputError(f"{work} is in the way of the staging folder and artlab did not write it: move it")
-        same = config_file.is_file() and json.loads(config_file.read_text()) == config
+        try:
+            same = config_file.is_file() and json.loads(config_file.read_text()) == config
+        except (OSError, ValueError, RecursionError):  # a damaged staged config: start afresh
+            same = False
         if not same:
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)

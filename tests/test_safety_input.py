@@ -99,7 +99,7 @@ def test_one_deeply_nested_card_does_not_hide_the_other_runs(run, tmp_path, monk
     assert status["good"] == "ok" and status["r"].startswith("broken: ") and "nests too deeply" in status["r"]
 
 
-# --- weights and arrays ------------------------------------------------------------------------------------------------
+# --- weights and arrays -----------------------------------------------------------------------------------------------
 
 def test_a_model_file_of_random_bytes_is_damaged_not_code(run):
     (run / "model.pt").write_bytes(np.random.default_rng(0).bytes(4096))
@@ -119,7 +119,7 @@ def test_knn_columns_must_match_the_backbone(run, tmp_path, capsys):
     one_line_exit_2(capsys, ["predict", str(run), str(image)], "knn.npz", "embeddings", "columns")
 
 
-# --- configs and options ------------------------------------------------------------------------------------------------
+# --- configs and options ----------------------------------------------------------------------------------------------
 
 def test_a_config_of_random_bytes(tmp_path, capsys):
     path = tmp_path / "noise.toml"
@@ -157,7 +157,7 @@ def test_valid_numbers_still_pass():
     assert cfg.knn_ks == (1, 3, 1000)
 
 
-# --- output paths ---------------------------------------------------------------------------------------------------------
+# --- output paths -----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("target", ["file", "/dev/null"])
 def test_embed_out_that_is_not_a_folder(tmp_path, capsys, target):
@@ -178,7 +178,7 @@ def test_embed_out_tilde_is_the_home_folder(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "~").exists()
 
 
-# --- labels -----------------------------------------------------------------------------------------------------------------
+# --- labels -----------------------------------------------------------------------------------------------------------
 
 @pytest.fixture
 def images(tmp_path) -> Path:
@@ -210,7 +210,7 @@ def test_a_long_file_name_is_shortened_not_refused(images, tmp_path):
     assert report.kept == 2
 
 
-# --- the disk full, in-process (the real thing: tests/test_safety_disk.py) -----------------------------------------------
+# --- the disk full, in-process (the real thing: tests/test_safety_disk.py) --------------------------------------------
 
 @pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
                                      RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter "
@@ -231,7 +231,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, failure):
     assert isinstance(info.value, ArtlabError)
 
 
-# --- make bench ----------------------------------------------------------------------------------------------------------
+# --- make bench -------------------------------------------------------------------------------------------------------
 
 def test_make_bench_leaves_the_long_figures_to_bench_scale():
     """`make bench` stays under 15 minutes: the study-scale and 20,000-painting figures run in `make bench-scale`."""
@@ -244,7 +244,7 @@ def test_make_bench_leaves_the_long_figures_to_bench_scale():
     assert "bench_study_scale.py --scale" in scale and "bench_embed_scale.py --paintings 20000" in scale
 
 
-# --- the app's roots -------------------------------------------------------------------------------------------------------
+# --- the app's roots --------------------------------------------------------------------------------------------------
 
 def test_the_root_refusal_shows_no_server_paths(tmp_path, monkeypatch):
     from artlab import app
@@ -276,7 +276,7 @@ def test_flagging_into_an_absolute_collection_only_under_a_root(run, tmp_path, m
     assert app_curation.state(Run.open(run))[1] is None
 
 
-# --- a huge grid ---------------------------------------------------------------------------------------------------------------
+# --- a huge grid ------------------------------------------------------------------------------------------------------
 
 def test_a_grid_of_thousands_of_runs_asks_first(tmp_path, monkeypatch, capsys):
     def no_work(*a, **k):

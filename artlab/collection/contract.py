@@ -105,7 +105,7 @@ def read_report(folder: str | Path) -> dict | None:
     path = Path(folder) / REPORT
     try:
         return json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply
         return None
 
 
