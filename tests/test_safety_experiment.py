@@ -99,3 +99,17 @@ def test_a_grid_with_one_success_exits_zero(tmp_path, no_training, monkeypatch):
     monkeypatch.setattr(experiment, "results_table", lambda exp, status=None: __import__("pandas").DataFrame())
     outcome = experiment.run_experiment(config(tmp_path, "runs"))
     assert not outcome.all_failed and "1 trained" in outcome
+
+
+def test_a_grid_interrupted_before_its_first_table_is_still_artlabs(tmp_path, no_training):
+    """An experiment folder of an older artlab, stopped during its first row: only runs and staging folders."""
+    import shutil
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "checkpoints" / "demo-genre", old / "done")
+    (old / ".a.partial").mkdir()
+    assert main(["experiment", str(config(tmp_path, "old"))]) == 2  # every row failed, but the folder is accepted
+    assert no_training == [old.resolve()] * 2
+    (old / "notes.txt").write_text("mine")  # with a file of the user's beside: refused
+    (old / "results.csv").unlink()
+    (old / "results.md").unlink()
+    assert main(["experiment", str(config(tmp_path, "old"))]) == 2 and len(no_training) == 2

@@ -12,6 +12,7 @@ a row that fails with a user-facing error is recorded in the table and the grid 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 from pathlib import Path
@@ -26,7 +27,7 @@ from artlab.progress import Progress
 from artlab.report.csvsafe import to_csv_for_people
 from artlab.report.text import table_markdown, table_text
 from artlab.runfolder import CARD, missing_files
-from artlab.safety import OutputError, check_output, mark_output, recognise
+from artlab.safety import RECOGNISERS, OutputError, check_output, mark_output, recognise
 from artlab.train.config import TrainConfig
 from artlab.train.grid import PUBLISHED_KEYS, Experiment, Row, load_experiment, read_experiment
 
@@ -45,13 +46,25 @@ CONFIRM_ROWS = 100
 
 
 def _written_by_artlab(folder: Path) -> bool:
-    """An experiment folder from before the marker: its results.csv starts with artlab's own columns."""
+    """An experiment folder from before the marker: its results.csv starts with artlab's own columns, or (a grid
+    interrupted before its first table) it holds nothing but artlab's runs, their staging folders and collections."""
     table = folder / RESULTS_CSV
-    if not table.is_file() or table.is_symlink():
+    if table.is_symlink() or not folder.is_dir():
         return False
-    with open(table, "rb") as f:
-        first = f.readline(1 << 16).decode("utf-8", "replace").strip().split(",")
-    return first[:8] == ["name", "row", "backbone", "method", "head", "optimizer", "scheduler", "split"]
+    if table.is_file():
+        with open(table, "rb") as f:
+            first = f.readline(1 << 16).decode("utf-8", "replace").strip().split(",")
+        return first[:8] == ["name", "row", "backbone", "method", "head", "optimizer", "scheduler", "split"]
+    entries = list(itertools.islice(folder.iterdir(), 10_000))
+    return bool(entries) and all(_artlabs_own(p) for p in entries)
+
+
+def _artlabs_own(p: Path) -> bool:
+    if p.is_symlink() or not p.is_dir():
+        return False
+    if p.name.startswith(".") and p.name.endswith(".partial"):  # a run's staging folder (artlab.runfolder.staging)
+        return True
+    return any(RECOGNISERS[kind](p) for kind in ("run", "collection") if kind in RECOGNISERS)
 
 
 recognise(KIND, _written_by_artlab)
