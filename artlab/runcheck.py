@@ -29,6 +29,7 @@ CARD_SCHEMA: tuple[tuple[str, Any, bool], ...] = (
     ("task.per_class", dict, False),
     ("task.licenses", list, False),
     ("task.leakage", dict, False),
+    ("task.leakage", dict, False),
     ("task.leakage.groups_across_splits", int, False),
     ("task.leakage.paintings_affected", int, False),
     ("backbone", dict, True),

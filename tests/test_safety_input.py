@@ -77,6 +77,7 @@ def edit(run: Path, change) -> None:
     (lambda c: c["backbone"].setdefault("weights", {}).update(classifier="x"), "backbone.weights.classifier"),
     (lambda c: c["task"].update(split_sizes={"train": "many"}), "task.split_sizes"),
     (lambda c: c["task"].update(per_class={"portrait": 3}), "task.per_class"),
+    (lambda c: c["task"].update(leakage=["copies"]), "task.leakage"),
 ])
 def test_card_fields_the_app_and_the_cli_read_are_checked(run, capsys, change, field):
     """What the app's model card, `evaluate` and the experiment table read is checked on open: the app shows this
