@@ -154,7 +154,7 @@ def load_image(source: ImageSource, *, name: str | None = None, min_side: int | 
             im.load()
             if turn is None and im.format == "PNG":  # an eXIf chunk after the pixels (rare): seen only now
                 turn = _TURNS.get(_orientation(im))
-            if factor == 1 and not _converts(im):
+            if factor == 1 and im.mode == "RGB" and _profile_transform(im) is None:  # sRGB already: as decoded
                 return im.transpose(turn) if turn is not None else im
             out = convert_in_strips(im, factor, rows or None)
             return out.transpose(turn) if turn is not None else out
@@ -206,21 +206,30 @@ def _srgb():
     return _SRGB
 
 
+def _profile_transform(im: Image.Image):
+    """The transform of ``im``'s embedded ICC profile to sRGB; None when it has none, it is sRGB already, or it does
+    not fit the image (then the plain conversion is right)."""
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+            return None
+        mode = "RGB" if im.mode == "RGBA" else im.mode
+        transform = ImageCms.buildTransform(profile, _srgb(), mode, "RGB")
+        ImageCms.applyTransform(Image.new(mode, (1, 1)), transform)  # a profile that does not fit fails here
+        return transform
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None
+
+
 def srgb_converter(im: Image.Image) -> Callable[[Image.Image], Image.Image]:
     """A function making any part of ``im`` 8-bit sRGB as ``to_srgb(im)`` would make the whole: the colour transform
     is built once, 16-bit and float parts are rescaled by the whole image's range."""
     extrema = im.getextrema() if im.mode in _WIDE else None
-    icc = im.info.get("icc_profile")
-    if not icc or im.mode not in ("RGB", "RGBA", "CMYK", "L"):
-        return lambda part: to_rgb(part, extrema)
-    try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
-            return lambda part: to_rgb(part, extrema)
-        mode = "RGB" if im.mode == "RGBA" else im.mode
-        transform = ImageCms.buildTransform(profile, _srgb(), mode, "RGB")
-        ImageCms.applyTransform(Image.new(mode, (1, 1)), transform)  # a profile that does not fit fails here
-    except (ImageCms.PyCMSError, OSError, ValueError):  # a profile that does not fit the image: plain conversion
+    transform = _profile_transform(im)
+    if transform is None:
         return lambda part: to_rgb(part, extrema)
     return lambda part: ImageCms.applyTransform(to_rgb(part) if part.mode == "RGBA" else part, transform)
 
