@@ -106,8 +106,9 @@ def cam_pair_downloads(name: str, data: bytes, maps: dict, captions: tuple[str, 
         import numpy as np
         from artlab.explain.cams import overlay
         from artlab.images import load_image
-        from artlab.app.memory import APP_DECODE_BUDGET
-        image = load_image(data, name=name, budget=APP_DECODE_BUDGET)
+        from artlab.app.memory import APP_DECODE_BUDGET, decode_slot
+        with decode_slot():
+            image = load_image(data, name=name, budget=APP_DECODE_BUDGET)
         shown = image.copy()
         shown.thumbnail((512, 512))
         panels = [(captions[0], np.asarray(shown.convert("RGB")))]

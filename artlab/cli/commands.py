@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from artlab.cli.audit import add_audit_parser, add_from_findings, cmd_audit
+from artlab.cli.failures import end_bars, environment_error
 from artlab.cli.files import image_files
 from artlab.cli.train_options import add_train_options, config_from_args, lazy_choices
 from artlab.errors import ArtlabError
@@ -354,28 +355,6 @@ def _know_artlab_outputs() -> None:
     import artlab.runfiles  # noqa: F401  (the run-file names without torch: a command that needs no model loads none)
 
 
-def _end_bars() -> None:
-    """Close the progress bars a failure left open, so that the error starts a line of its own."""
-    tqdm = sys.modules.get("tqdm")
-    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
-        try:
-            bar.close()
-        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
-            pass
-
-
-def _environment_error(exc: BaseException) -> str | None:
-    """One line for what the machine refused (a full disk wherever it happened, an OSError naming its file)."""
-    from artlab.io import disk_full, is_disk_full
-    filename = getattr(exc, "filename", None)
-    if is_disk_full(exc):
-        return str(disk_full(filename)) if filename else ("the disk is full: free some space and run the command "
-                                                          "again (what was already written is kept)")
-    if isinstance(exc, OSError) and filename and exc.strerror:
-        return f"{filename}: {exc.strerror}"
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -383,18 +362,18 @@ def main(argv: list[str] | None = None) -> int:
         _know_artlab_outputs()
         return COMMANDS[args.command](args)
     except ArtlabError as exc:
-        _end_bars()
+        end_bars()
         print(f"artlab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        _end_bars()
+        end_bars()
         print("artlab: interrupted (partial work is kept where it can be resumed)", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a user mistake: one line, the traceback only on request
         if args.debug:
             raise
-        _end_bars()
-        said = _environment_error(exc)
+        end_bars()
+        said = environment_error(exc)
         if said:  # the machine's doing, not artlab's (a full disk, a read-only folder): the file and the reason
             print(f"artlab: {said}", file=sys.stderr)
             return 2
