@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -106,3 +107,12 @@ def atomic_savez(target: str | os.PathLike, **arrays: Any) -> None:
             np.savez(f, **arrays)
 
     atomic_save(target, save)
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read a megabyte at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -14,13 +14,14 @@ well under a second, 100,000 in about a minute (benchmarks/bench_audit.py projec
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from artlab.io import sha256_file
 
 log = logging.getLogger("artlab")
 
@@ -30,13 +31,6 @@ log = logging.getLogger("artlab")
 PHASH_BITS = 8
 BLOCK = 4096  # hashes compared at once (a BLOCK x n matrix of XORs)
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def phash(path: str | Path) -> int:
@@ -56,7 +50,7 @@ def hash_files(root: str | Path, ids, paths) -> pd.DataFrame:
     for pid, rel in zip(ids, paths):
         f, sha, h, ok = root / rel, "", 0, False
         try:
-            sha = file_sha256(f)
+            sha = sha256_file(f)
             h, ok = phash(f), True
         except Exception as exc:  # noqa: BLE001 - a broken picture is one line in the log, not a failed run
             log.warning("duplicates: %s not hashed (%s)", f, exc)

@@ -12,7 +12,6 @@ Adding a backbone is one ``register(...)`` call.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from artlab.errors import ConfigError
+from artlab.io import sha256_file
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # EfficientNet-Lite was trained TensorFlow-style
@@ -86,13 +86,6 @@ def get_backbone(name: str) -> BackboneSpec:
 def backbone_names() -> list[str]:
     return sorted(_REGISTRY)
 
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --- where weights come from -------------------------------------------------------------------------------------
