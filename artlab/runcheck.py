@@ -56,6 +56,22 @@ CARD_SCHEMA: tuple[tuple[str, Any, bool], ...] = (
     ("backbone.weights.source", str, False),
     ("backbone.weights.file", str, False),
     ("backbone.weights.classifier", dict, False),
+    # honest probabilities (artlab.report.calibration): absent from runs written before them
+    ("calibration", dict, False),
+    ("calibration.method", str, False),
+    ("calibration.parameters", dict, False),
+    ("calibration.parameters.temperature", _NUMBER, False),
+    ("calibration.fitted_on", dict, False),
+    ("calibration.test", dict, False),
+    ("conformal", dict, False),
+    ("conformal.target_coverage", _NUMBER, False),
+    ("conformal.threshold", _NUMBER, False),
+    ("conformal.calibration_n", int, False),
+    ("conformal.calibration_scores", list, False),
+    ("conformal.test", dict, False),
+    ("unfamiliar", dict, False),
+    ("unfamiliar.threshold", _NUMBER, False),
+    ("unfamiliar.k", int, False),
 )
 #: Counts (whole numbers, 0 or more), fractions (0 to 1) and k (1 or more) where a card has them.
 _COUNTS = ("task.n_images", "metrics.finetuned.n", "metrics.knn.n")
@@ -107,6 +123,21 @@ def validate_card(card: Any, file: Path, allowed: dict[str, tuple[str, ...]], ta
     _check_numbers(card, file)
     _check_ranges(card, file)
     _check_classes(card, file, allowed, table_keys)
+    _check_honest(card, file)
+
+
+def _check_honest(card: dict, file: Path) -> None:
+    """The values the Predictor computes with: a positive temperature, a coverage between 0 and 1, numeric scores."""
+    t = _get(card, "calibration.parameters.temperature")
+    if t is not _MISSING and t is not None and not t > 0:
+        raise RunError(f"{file}: field 'calibration.parameters.temperature' must be above 0, not {t}")
+    cov = _get(card, "conformal.target_coverage")
+    if cov is not _MISSING and cov is not None and not 0 < cov < 1:
+        raise RunError(f"{file}: field 'conformal.target_coverage' must be between 0 and 1, not {cov}")
+    cal = _get(card, "conformal.calibration_scores")
+    if isinstance(cal, list) and any(isinstance(v, bool) or not isinstance(v, Real) or not np.isfinite(v)
+                                     for v in cal):
+        raise RunError(f"{file}: field 'conformal.calibration_scores' must list numbers")
 
 
 def _check_numbers(card: dict, file: Path) -> None:

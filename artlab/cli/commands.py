@@ -89,6 +89,8 @@ def cmd_evaluate(a) -> int:
     from artlab.runfolder import MODELS, Run
     run = Run.open(a.run)
     print(metrics_table(run))
+    from artlab.report.honesty import evaluate_text
+    print("\n" + evaluate_text(run.card))
     if a.confusion:
         for model in MODELS:
             print(f"\nconfusion matrix, {model} (rows true, columns predicted):")
@@ -107,6 +109,9 @@ def cmd_predict(a) -> int:
     if a.csv:
         from artlab.safety import check_output_file
         check_output_file(a.csv, PREDICT_HEADER, overwrite=a.overwrite)
+    if a.coverage is not None and not 0 < a.coverage < 1:
+        print(f"--coverage must be between 0 and 1 (e.g. 0.9), not {a.coverage}", file=sys.stderr)
+        return 2
     predictor = Predictor(Run.open(a.run), weights_file=a.weights)
     files = image_files(a.images)
     results = predictor.predict_files(files, [str(f) for f in files])
@@ -116,7 +121,7 @@ def cmd_predict(a) -> int:
             print(f"skipped: {r}", file=sys.stderr)
             failed += 1
             continue
-        rows.append(r.row())
+        rows.append(r.row(a.coverage))
     table = pd.DataFrame(rows)
     if a.csv:
         from artlab.io import atomic_save
@@ -124,7 +129,8 @@ def cmd_predict(a) -> int:
         atomic_save(a.csv, lambda tmp: to_csv_for_people(table, tmp))
         print(f"{len(rows)} predictions written to {a.csv}")
     elif rows:
-        show = table[["file", "finetuned", "finetuned_confidence", "knn", "knn_vote_share", "agree"]]
+        show = table[["file", "finetuned", "finetuned_confidence", "finetuned_set", "unfamiliar", "knn",
+                      "knn_vote_share", "agree"]]
         print(show.to_string(index=False))
     return 0 if rows or not failed else 2
 
@@ -282,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights", default=None, help="a local file of the backbone's ImageNet weights (for a run "
                     "whose backbone's weights would otherwise be downloaded)")
     pr.add_argument("--overwrite", action="store_true", help="replace an earlier `artlab predict` CSV")
+    pr.add_argument("--coverage", type=float, default=None, help="the prediction sets' coverage, e.g. 0.95 "
+                    "(default: the run's, 0.9)")
 
     x = sub.add_parser("explain", help="CAM overlays of both models as PNG files, or a faithfulness table")
     x.add_argument("run", help="a run folder (e.g. checkpoints/demo-genre)")

@@ -38,23 +38,26 @@ HELP = {
     "views": "comma-separated test-time views whose features are averaged (transfer only): centre, centre-flip, "
              "whole (letterboxed), whole-flip",
     "restore_best": "keep the last epoch's weights, not those of the lowest validation loss",
+    "calibrate_on": "where the temperature and the prediction sets are fitted: the validation split, or cv "
+                    "(out-of-fold predictions over the training and validation paintings; transfer only)",
     "selected_by": "how the recipe was chosen (e.g. cross-validated figures), copied to the card",
     "weights_file": "a local file of the backbone's ImageNet weights",
     "workers": "data loader worker processes",
 }
 
 
-CHOICE_FIELDS = ("backbone", "method", "head", "optimizer", "scheduler", "knn_metric", "embedding_layer", "knn_vote")
+CHOICE_FIELDS = ("backbone", "method", "head", "optimizer", "scheduler", "knn_metric", "embedding_layer", "knn_vote",
+                 "calibrate_on")
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
     from artlab.model.backbones import backbone_names
     from artlab.model.classifier import HEADS, METHODS
     from artlab.model.knn import VOTES
-    from artlab.train.config import EMBEDDING_LAYERS, KNN_METRICS, OPTIMIZERS, SCHEDULERS
+    from artlab.train.config import CALIBRATION_SOURCES, EMBEDDING_LAYERS, KNN_METRICS, OPTIMIZERS, SCHEDULERS
     return {"backbone": tuple(backbone_names()), "method": METHODS, "head": HEADS, "optimizer": OPTIMIZERS,
             "scheduler": SCHEDULERS, "knn_metric": KNN_METRICS, "embedding_layer": EMBEDDING_LAYERS,
-            "knn_vote": VOTES}
+            "knn_vote": VOTES, "calibrate_on": CALIBRATION_SOURCES}
 
 
 class lazy_choices:  # noqa: N801 (used like a function: lazy_choices('backbone'))

@@ -17,8 +17,12 @@ from PIL import Image
 from artlab.errors import ImageError
 from artlab.images import DECODE_BUDGET, ImageSource, load_image
 from artlab.model.classifier import shared_features
+from artlab.model.knn import l2_normalise
 from artlab.model.views import DEFAULT_VIEWS, ViewsTransform, cam_view, view_transform
+from artlab.report.calibration import familiarity, set_classes, softmax, threshold_at
 from artlab.runfolder import Run
+
+NOT_CALIBRATED = "not calibrated"  # the CSV's finetuned_set for a run written before calibration
 
 
 @dataclasses.dataclass
@@ -38,6 +42,26 @@ class Prediction:
     knn_shares: np.ndarray  # kNN vote shares
     knn_scores: np.ndarray  # vote shares with the similarity tie-break (what the kNN ranks by)
     neighbours: list[Neighbour]
+    calibrated: bool = False  # ``probs`` are temperature-scaled (the card's calibration); False: a raw softmax
+    conformal: dict | None = None  # the card's conformal entry (None: a run written before prediction sets)
+    familiarity: float | None = None  # mean cosine similarity to the nearest training paintings
+    familiar_threshold: float | None = None  # below it: unfamiliar (the card's unfamiliar.threshold)
+
+    def set_at(self, coverage: float | None = None) -> list[str] | None:
+        """The conformal prediction set at ``coverage`` (default: the card's target), most probable class first;
+        None when the run has no conformal calibration."""
+        if not self.conformal:
+            return None
+        cov = float(coverage if coverage is not None else self.conformal["target_coverage"])
+        return set_classes(self.probs, threshold_at(self.conformal, cov), self.classes)
+
+    @property
+    def unfamiliar(self) -> bool | None:
+        """True when the painting is less similar to the training paintings than nearly all test paintings were;
+        None when the run records no threshold."""
+        if self.familiarity is None or self.familiar_threshold is None:
+            return None
+        return bool(self.familiarity < self.familiar_threshold)
 
     @property
     def finetuned(self) -> str:
@@ -55,10 +79,16 @@ class Prediction:
         order = np.argsort(-self.probs, kind="stable")[:k]
         return [(self.classes[i], float(self.probs[i])) for i in order]
 
-    def row(self) -> dict:
-        """One flat row for a results table / CSV."""
+    def row(self, coverage: float | None = None) -> dict:
+        """One flat row for a results table / CSV: the fine-tuned model's calibrated probabilities, its prediction
+        set, whether the painting is unfamiliar, and the kNN's vote shares (shares of its k votes, not
+        probabilities)."""
         out = {"file": self.name, "finetuned": self.finetuned, "finetuned_confidence": round(float(self.probs.max()), 4),
                "knn": self.knn, "knn_vote_share": round(float(self.knn_shares.max()), 4), "agree": self.agree}
+        pset = self.set_at(coverage)
+        out["finetuned_set"] = "; ".join(pset) if pset is not None else NOT_CALIBRATED
+        out["unfamiliar"] = self.unfamiliar if self.unfamiliar is not None else ""
+        out["familiarity"] = round(self.familiarity, 4) if self.familiarity is not None else ""
         out.update({f"finetuned:{c}": round(float(p), 4) for c, p in zip(self.classes, self.probs)})
         out.update({f"knn:{c}": round(float(p), 4) for c, p in zip(self.classes, self.knn_shares)})
         out["nearest"] = "; ".join(n.id for n in self.neighbours)
@@ -81,6 +111,11 @@ class Predictor:
         self.cam_view = cam_view(self.views)
         self.cam_transform = view_transform(self.spec, self.cam_view)
         self.lock = threading.Lock()  # held while hooks are registered (explanations)
+        card = run.card
+        self.temperature = float(((card.get("calibration") or {}).get("parameters") or {}).get("temperature") or 1.0)
+        self.calibrated = bool(card.get("calibration"))
+        self.conformal = card.get("conformal") or None
+        self.familiar = card.get("unfamiliar") or None
         paintings = run.paintings()
         self.meta = paintings.set_index("id").to_dict("index") if len(paintings) else {}
 
@@ -129,10 +164,34 @@ class Predictor:
 
     def predictions_from(self, logits: torch.Tensor, feats: np.ndarray, names: list[str]) -> list[Prediction]:
         """Predictions from a pass already made (the explanation pass reuses its logits and kNN features)."""
-        probs = torch.softmax(logits, dim=1).cpu().numpy()
+        probs = softmax(logits.double().cpu().numpy(), self.temperature)
         shares, scores, sims, idx = self.knn.vote(feats)
-        return [Prediction(name, self.classes, probs[j], shares[j], scores[j], self._neighbours(sims[j], idx[j]))
+        fam = self.familiarity(feats)
+        threshold = float(self.familiar["threshold"]) if self.familiar else None
+        return [Prediction(name, self.classes, probs[j], shares[j], scores[j], self._neighbours(sims[j], idx[j]),
+                           self.calibrated, self.conformal, float(fam[j]) if fam is not None else None, threshold)
                 for j, name in enumerate(names)]
+
+    def familiarity(self, feats: np.ndarray) -> np.ndarray | None:
+        """Mean cosine similarity of each painting to its k nearest training paintings (k: the card's
+        ``unfamiliar.k``); None for a run written before the key."""
+        if not self.familiar:
+            return None
+        sims = l2_normalise(feats) @ self.knn.unit_.T
+        k = int(self.familiar.get("k") or self.knn.k_)
+        return familiarity(-np.sort(-sims, axis=1), k)
+
+    def assess(self, image: Image.Image, coverage: float | None = None, name: str = "image") -> dict:
+        """For one painting, what a curator may rely on: the fine-tuned model's calibrated probabilities per class,
+        its prediction set at ``coverage`` (default the card's), and whether the painting is unfamiliar (None
+        where the run records no calibration or threshold)."""
+        pred = self.predict_images([image], [name])[0]
+        return {"classes": list(self.classes), "probabilities": {c: float(p) for c, p in zip(self.classes, pred.probs)},
+                "calibrated": pred.calibrated, "set": pred.set_at(coverage),
+                "coverage": (coverage if coverage is not None else self.conformal["target_coverage"])
+                if self.conformal else None,
+                "small_calibration": bool(self.conformal.get("small")) if self.conformal else None,
+                "unfamiliar": pred.unfamiliar, "familiarity": pred.familiarity}
 
     def _neighbours(self, sims, idx) -> list[Neighbour]:
         out = []

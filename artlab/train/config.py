@@ -11,6 +11,8 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "step", "plateau")
 KNN_METRICS = ("cosine", "euclidean")
 EMBEDDING_LAYERS = ("backbone", "head")
+#: Where the temperature and the conformal threshold are fitted (artlab.train.calibrate).
+CALIBRATION_SOURCES = ("validation", "cv")
 #: Augmented views cached on a CPU when ``cache_views`` is left unset (a GPU draws a fresh augmentation every epoch).
 CPU_CACHE_VIEWS = 4
 EMBED_CHUNK = 2000  # paintings per chunk file of `artlab embed` (one chunk of features in memory at a time)
@@ -70,6 +72,7 @@ class TrainConfig:
     knn_vote: str = "uniform"  # knn.VOTES: uniform, distance, balanced (1 / class share), distance-balanced
     views: tuple[str, ...] = ("centre",)  # test-time views whose features are averaged (views.VIEWS; transfer only)
     restore_best: bool = True  # keep the weights of the lowest validation loss; False: the last epoch's (as the CV)
+    calibrate_on: str = "validation"  # CALIBRATION_SOURCES: the validation split, or out-of-fold predictions
     selected_by: str | None = None  # how the recipe was chosen (e.g. cross-validated figures), copied to the card
     weights_file: str | None = None
     device: str = "auto"
@@ -84,7 +87,8 @@ class TrainConfig:
                                      (self.optimizer, OPTIMIZERS, "optimizer"),
                                      (self.scheduler, SCHEDULERS, "scheduler"),
                                      (self.knn_metric, KNN_METRICS, "kNN metric"),
-                                     (self.embedding_layer, EMBEDDING_LAYERS, "embedding layer")):
+                                     (self.embedding_layer, EMBEDDING_LAYERS, "embedding layer"),
+                                     (self.calibrate_on, CALIBRATION_SOURCES, "calibration source")):
             if value not in allowed:
                 raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
         check_ratios(tuple(self.split))
@@ -95,6 +99,8 @@ class TrainConfig:
         if check_views(self.views) != DEFAULT_VIEWS and self.method != "transfer":
             raise ConfigError(f"views {', '.join(self.views)} need method 'transfer' (a frozen backbone whose "
                               f"features can be averaged); {self.method!r} sees the centre crop only")
+        if self.calibrate_on == "cv" and self.method != "transfer":
+            raise ConfigError("calibrate_on 'cv' needs method 'transfer' (its folds train heads on frozen features)")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError("epochs, batch size and patience must be at least 1")
         if not 0.0 <= self.dropout < 1.0:

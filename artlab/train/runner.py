@@ -23,12 +23,14 @@ from artlab.model.classifier import Classifier, Embedder, Head, apply_method, fr
 from artlab.model.knn import KNNBaseline
 from artlab.model.views import DEFAULT_VIEWS
 from artlab.progress import Progress
+from artlab.report.calibration import softmax
 from artlab.report.geometry import class_geometry, umap_coordinates
 from artlab.report.metrics import classification_report
 from artlab.runfolder import RESUME, RunContents, staging, write_run
 from artlab.train.accel import Accel, for_device
 from artlab.safety import check_output
 from artlab.train.batches import cached_batches, image_batches
+from artlab.train.calibrate import card_entries
 from artlab.train.card import model_card
 from artlab.train.config import TrainConfig
 from artlab.train.data import Task, class_weights, make_task
@@ -106,14 +108,17 @@ def train_run(cfg: TrainConfig, out: str | Path, progress: Progress | None = Non
     s.model.load_state_dict(result.best_state, strict=False)
     s.model.eval()
     t_evaluate = time.perf_counter()
-    feats, emb, knn_feats, probs = _features(s, batches.frozen, progress)
-    knn, knn_share, knn_scores, metrics = _evaluate(s, knn_feats, probs)
+    feats, emb, knn_feats, logits = _features(s, batches.frozen, progress)
+    knn, knn_share, knn_scores, metrics = _evaluate(s, knn_feats, softmax(logits))
+    probs, honest = card_entries(cfg, s.y, s.idx, s.task.df["artist"], logits, knn_feats, int(knn.k_),
+                                 batches.frozen)
     t_write = time.perf_counter()
     stages = {"evaluation_seconds": round(t_write - t_evaluate, 1),  # final features, kNN, metrics
               "frozen_cache_bytes": batches.frozen.nbytes if batches.frozen is not None else 0, **s.accel.card()}
     card = model_card(cfg, s.task, s.spec, s.provenance, result, metrics, s.device, batches.cache_seconds,
                       time.perf_counter() - t_start, out, processes=s.world.size, cache_views=batches.views,
                       stages=stages)
+    card.update(honest)  # calibration, conformal, unfamiliar (artlab.train.calibrate)
     geometry_feats = feats if cfg.embedding_layer == "backbone" else emb
 
     def timed(card: dict) -> None:  # writing (geometry, UMAP, thumbnails, files) is known only once it is done
@@ -175,13 +180,13 @@ def _batches(s: _Setup, progress: Progress) -> _Training:
 
 
 def _features(s: _Setup, frozen: FrozenCache | None, progress: Progress):
-    """Every painting's pooled backbone features, penultimate features and softmax through the trained classifier,
+    """Every painting's pooled backbone features, penultimate features and logits through the trained classifier,
     and the frozen pretrained features the kNN uses."""
     model = s.model
     feats, knn_feats = final_features(model, s.embedder, s.task, s.spec, s.cfg, frozen, s.device, progress)
     emb = batched(lambda f: model.head(f, pre_logits=True), feats, s.device)
-    probs = torch.softmax(batched(model.head.fc, emb, s.device), dim=1).numpy()
-    return feats.numpy(), emb.numpy(), knn_feats.numpy(), probs
+    logits = batched(model.head.fc, emb, s.device).double().numpy()
+    return feats.numpy(), emb.numpy(), knn_feats.numpy(), logits
 
 
 def _evaluate(s: _Setup, knn_feats: np.ndarray, probs: np.ndarray):
