@@ -124,18 +124,20 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
 def detail(shown: str, name: str, data: bytes, pred, key: str) -> None:
     st.subheader(shown)
     agreement(pred)
+    app.unfamiliar_warning(pred, LABEL)
     c_img, c_ft, c_knn = st.columns([1.2, 1, 1], gap="large")
     with c_img:
         app.show_image(app.preview(data, name), max_height=460)
     with c_ft:
         st.markdown(f"**Fine-tuned model**  \n:material/label: **{md(pred.finetuned)}**")
         top_bars(pred)
-        st.caption(f"How sure it is of each {LABEL} (the three most likely).")
+        st.caption(f"How sure it is of each {LABEL} (the three most likely; calibrated probabilities).")
+        app.prediction_notes(pred, run.card)
     with c_knn:
         st.markdown(f"**kNN baseline**  \n:material/label: **{md(pred.knn)}**")
         knn_votes(pred)
         st.caption("It looks up the most similar paintings it was shown and takes their majority "
-                   f"{LABEL}.")
+                   f"{LABEL} (shares of its votes, not probabilities).")
     if shown in SAMPLE_IDS:  # a painting of the collection: it can be flagged
         app.curation_message()
         app.run_safely(app.flag_controls, run, SAMPLE_IDS[shown], key="closer", what="showing the curation controls")

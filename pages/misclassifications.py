@@ -155,6 +155,7 @@ def cam_settings(where) -> None:
 st.title("Where the models go wrong")
 app.run_safely(metrics, what="showing the metrics")
 app.run_safely(confusion, what="drawing the confusion matrices")
+app.run_safely(app.reliability_section, run, what="drawing the reliability diagram")
 st.divider()
 app.run_safely(gallery, what="showing the paintings")
 app.run_safely(app.decisions_table, run, what="showing the curation decisions")

@@ -6,6 +6,7 @@ samples), ``analysis`` (predictions, CAMs, neighbours, the map), ``widgets`` (di
 card in words), ``curation`` (flagging a painting, the decisions table, the corrections since a run was trained),
 ``review`` (an audit's findings, each one click from a decision),
 ``roots`` (the folders the app may open, and how far it looks under one),
+``honesty`` (prediction sets, the unfamiliar notice, the reliability diagram),
 ``memory`` (the decode budget of an upload, memory handed back), ``exports`` (downloads of figures, tables and a
 painting's sheet, made as ``artlab figures`` makes them; the paper beside the run). Pages use the names offered here:
 ``from artlab import app``, then ``app.current_run()``; each is loaded from its module on first use, so
@@ -39,6 +40,7 @@ _MODULES = {
         "cam_pair_downloads", "figure_downloads", "paper_beside_results", "paper_beside_run", "sheet_downloads",
         "table_downloads",
     ),
+    "honesty": ("prediction_notes", "reliability_section", "unfamiliar_warning"),
     "curation": (
         "FLAGGED", "curation_message", "decisions_table", "filter_flagged", "flag_controls", "stale_notice",
         "unavailable_notice",

@@ -273,3 +273,21 @@ def k_curve_figure(k_curve: Mapping[str, float], chosen: int | None = None, titl
     fig.update_xaxes(title="k (number of neighbours that vote)")
     fig.update_yaxes(title="validation accuracy", range=[0, 1.02])
     return _layout(fig, title, height=320, showlegend=False)
+
+
+def reliability_figure(rows: Sequence[Mapping], title: str = "") -> go.Figure:
+    """A reliability diagram: per confidence bin, the mean stated confidence (x) against how often the top answer was
+    right (y), one series per ``kind`` (before / after calibration), marker size by paintings; the diagonal is a
+    perfectly calibrated model."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#999", dash="dot"),
+                               name="stated = right", hoverinfo="skip"))
+    for kind, colour in (("before calibration", "#e15759"), ("after calibration", "#4e79a7")):
+        pts = [r for r in rows if r["kind"] == kind]
+        fig.add_trace(go.Scatter(
+            x=[r["confidence"] for r in pts], y=[r["accuracy"] for r in pts], mode="lines+markers", name=kind,
+            marker=dict(color=colour, size=[6 + 2 * math.sqrt(r["n"]) for r in pts]), line=dict(color=colour),
+            customdata=[r["n"] for r in pts],
+            hovertemplate="stated %{x:.0%}, right %{y:.0%} (%{customdata} paintings)<extra>" + kind + "</extra>"))
+    fig.update_xaxes(title="stated confidence", range=[0, 1.02], tickformat=".0%")
+    fig.update_yaxes(title="how often right", range=[0, 1.02], tickformat=".0%")
+    return _layout(fig, title, height=360, legend=dict(orientation="h", y=-0.25))

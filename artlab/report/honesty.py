@@ -55,8 +55,6 @@ def set_sentence(names: list[str], coverage: float, label: str, n_classes: int, 
         head = f"any {label} ({head})"
     out = (f"{head}: for {in_ten(coverage)} paintings like the ones it was tested on, the true {label} is in such "
            "a set.")
-    if len(names) == 1:
-        out += f" Only one {label} is in it: the model is rarely wrong when it is this sure."
     if small:
         out += (f" Calibrated on only {n} paintings (fewer than 50): take the {in_ten(coverage)} as a rough "
                 "guide.")
