@@ -24,11 +24,12 @@ OTHER = {
     "class_weights": (None, True), "cache_views": ("0", 0), "dropout": ("0.3", 0.3),
     "knn_metric": ("euclidean", "euclidean"), "embedding_layer": ("head", "head"), "knn_ks": ("1,5", (1, 5)),
     "knn_vote": ("balanced", "balanced"), "views": ("whole,whole-flip", ("whole", "whole-flip")),
-    "restore_best": (None, False), "selected_by": ("5 folds", "5 folds"),
+    "restore_best": (None, False), "calibrate_on": ("cv", "cv"), "selected_by": ("5 folds", "5 folds"),
     "weights_file": ("w.pth", "w.pth"), "device": ("cpu", "cpu"), "workers": ("2", 2),
 }
-#: Fields that need another option to be valid: test-time views need a frozen backbone.
-CONTEXT = {"views": ("--method", "transfer")}
+#: Fields that need another option to be valid: test-time views and cross-validated calibration need a frozen
+#: backbone.
+CONTEXT = {"views": ("--method", "transfer"), "calibrate_on": ("--method", "transfer")}
 
 
 def parse(*extra: str) -> TrainConfig:

@@ -32,6 +32,7 @@ from artlab.model.backbones import BackboneSpec
 from artlab.errors import ConfigError
 from artlab.runfolder import MODELS
 from artlab.images import fit_within
+from artlab.report.calibration import softmax
 from artlab.explain.predictor import Prediction, Predictor
 from artlab.model.knn import l2_normalise
 from artlab.model.views import letterbox_box
@@ -255,7 +256,7 @@ def finetuned_cam(predictor: Predictor, x: torch.Tensor, method: str = "gradcam"
     model = twin(predictor.classifier)
     targets = None if target is None else [ClassifierOutputTarget(int(target))]
     result = compute_cam(model, model.cam_layer, x, targets, method)
-    probs = torch.softmax(result.outputs.float(), dim=1)[0].cpu().numpy()
+    probs = softmax(result.outputs.float().detach().cpu().numpy(), getattr(predictor, "temperature", 1.0))[0]
     chosen = int(np.argmax(probs)) if target is None else int(target)
     return Explanation(result.maps[0], chosen, probs, method, "finetuned", crop_fraction(predictor.spec),
                        predictor.cam_view), result

@@ -104,6 +104,18 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(math.exp(res.x))
 
 
+def cross_fitted(probs: np.ndarray, y: np.ndarray, assignment: np.ndarray) -> dict[str, float]:
+    """Out-of-fold probabilities' ECE and log loss, raw and after temperature scaling, cross-fitted: each fold's
+    predictions are scaled by the temperature fitted on the other folds' (no painting calibrates itself); and the
+    temperature fitted on them all."""
+    logits, scaled = logits_of(probs), np.zeros_like(probs, dtype=np.float64)
+    for f in np.unique(assignment):
+        mine, others = assignment == f, assignment != f
+        scaled[mine] = softmax(logits[mine], fit_temperature(logits[others], y[others]))
+    return {"ece_raw": ece(probs, y), "ece": ece(scaled, y), "log_loss_raw": nll(probs, y), "log_loss": nll(scaled, y),
+            "temperature": fit_temperature(logits, y)}
+
+
 # --- split-conformal sets -----------------------------------------------------------------------------------------
 
 def conformal_scores(probs: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ from artlab.model.knn import KNNBaseline, l2_normalise
 from artlab.model.transforms import train_transform
 from artlab.model.views import view_transform
 from artlab.progress import Progress
-from artlab.report.calibration import ece, fit_temperature, logits_of, nll, softmax
+from artlab.report.calibration import cross_fitted as honesty
 from artlab.train.config import TrainConfig
 from artlab.train.data import ImageDataset, class_weights, in_order, make_task
 from artlab.train.frozen import fill
@@ -255,17 +255,6 @@ def cross_validate(c: Candidate, feats: dict[str, np.ndarray], y: np.ndarray, fo
     return out
 
 
-def honesty(probs: np.ndarray, y: np.ndarray, assignment: np.ndarray) -> dict[str, float]:
-    """Out-of-fold ECE (10 bins) and log loss, raw and after temperature scaling, cross-fitted: each fold's
-    predictions are scaled by the temperature fitted on the other folds' (so no painting calibrates itself)."""
-    logits, scaled = logits_of(probs), np.zeros_like(probs)
-    for f in np.unique(assignment):
-        mine, others = assignment == f, assignment != f
-        scaled[mine] = softmax(logits[mine], fit_temperature(logits[others], y[others]))
-    return {"ece_raw": ece(probs, y), "ece": ece(scaled, y), "log_loss_raw": nll(probs, y), "log_loss": nll(scaled, y),
-            "temperature": fit_temperature(logits, y)}
-
-
 @dataclasses.dataclass
 class Selection:
     label: str
@@ -283,7 +272,8 @@ class Selection:
 def select(collection: str | Path, label: str, candidates: list[Candidate], cache: str | Path, n_folds: int = 5,
            repeats: int = 3, seed: int = 0, min_per_class: int = 5, progress: Progress | None = None) -> Selection:
     """Cross-validate every candidate on the collection's ``label`` task; the table ranks them by mean macro recall
-    (then accuracy): per-class recall, not class size, decides."""
+    (per-class recall, not class size, decides) and, among those within a painting's worth of the best, by how
+    honest their probabilities are (``rank``)."""
     progress = progress or Progress()
     task = make_task(TrainConfig(collection=str(collection), label=label, min_per_class=min_per_class, seed=seed,
                                  method="transfer"))
@@ -318,26 +308,35 @@ def select(collection: str | Path, label: str, candidates: list[Candidate], cach
         rows.append(row)
         progress.message(f"{label}: {c.name}: accuracy {row['accuracy']:.3f} +- {row['accuracy_sd']:.3f}, "
                          f"macro recall {row['macro_recall']:.3f} +- {row['macro_recall_sd']:.3f}")
-    table = rank(pd.DataFrame(rows))
     counts = {c: int((y == i).sum()) for i, c in enumerate(classes)}
+    table = rank(pd.DataFrame(rows), recall_tolerance(counts, repeats))
     return Selection(label, classes, counts, n_folds, repeats, table.reset_index(drop=True))
 
 
 HONESTY = ("ece_raw", "ece", "log_loss_raw", "log_loss", "temperature")
 
 
-def rank(table: pd.DataFrame) -> pd.DataFrame:
-    """Best first: macro recall to two decimals (on 116-142 paintings a difference under 0.01 is a fraction of one
-    painting of the smallest class a repeat), then the out-of-fold log loss after calibration (lower: probabilities
-    closer to the truth; candidates without probabilities last), then accuracy."""
+def rank(table: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
+    """Best first: the candidates within ``tolerance`` of the best mean macro recall, the head whose out-of-fold
+    probabilities are most honest first (ECE after calibration, then log loss; a candidate without probabilities
+    after the heads); then the others by macro recall, then accuracy. ``tolerance`` (``recall_tolerance``) is what
+    one painting of the smallest class moves macro recall by in one repeat: a smaller difference is no evidence."""
     t = table.copy()
     for key in HONESTY:
         if key not in t:  # rows saved before the honesty figures (a resumed selection)
             t[key] = np.nan
-    t["_recall"] = t["macro_recall"].round(2)
-    t = t.sort_values(["_recall", "log_loss", "accuracy"], ascending=[False, True, False], kind="stable",
-                      na_position="last")
-    return t.drop(columns="_recall")
+    t["_near"] = t["macro_recall"] >= t["macro_recall"].max() - tolerance - 1e-12
+    t["_ece"] = t["ece"].where(t["_near"])
+    t["_ll"] = t["log_loss"].where(t["_near"])
+    t = t.sort_values(["_near", "_ece", "_ll", "macro_recall", "accuracy"],
+                      ascending=[False, True, True, False, False], kind="stable", na_position="last")
+    return t.drop(columns=["_near", "_ece", "_ll"])
+
+
+def recall_tolerance(counts: dict[str, int], repeats: int) -> float:
+    """1 / (smallest class x classes x repeats): one painting of the smallest class, in one repeat, in macro
+    recall (genre: 1 / (5 x 4 x 3) = 0.017)."""
+    return 1.0 / (max(1, min(counts.values())) * len(counts) * max(1, repeats))
 
 
 def shippable(table: pd.DataFrame) -> dict[str, dict]:
