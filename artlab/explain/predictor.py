@@ -186,11 +186,12 @@ class Predictor:
         its prediction set at ``coverage`` (default the card's), and whether the painting is unfamiliar (None
         where the run records no calibration or threshold)."""
         pred = self.predict_images([image], [name])[0]
-        return {"classes": list(self.classes), "probabilities": {c: float(p) for c, p in zip(self.classes, pred.probs)},
+        conformal = self.conformal or {}
+        return {"classes": list(self.classes),
+                "probabilities": {c: float(p) for c, p in zip(self.classes, pred.probs)},
                 "calibrated": pred.calibrated, "set": pred.set_at(coverage),
-                "coverage": (coverage if coverage is not None else self.conformal["target_coverage"])
-                if self.conformal else None,
-                "small_calibration": bool(self.conformal.get("small")) if self.conformal else None,
+                "coverage": (coverage or conformal["target_coverage"]) if conformal else None,
+                "small_calibration": bool(conformal.get("small")) if conformal else None,
                 "unfamiliar": pred.unfamiliar, "familiarity": pred.familiarity}
 
     def _neighbours(self, sims, idx) -> list[Neighbour]:
