@@ -26,6 +26,8 @@ def test_classify_says_the_set_and_flags_a_non_painting(runs_dir, demo_images, m
     body = texts(at)
     assert "paintings like the ones it was tested on, the true genre is in such a set" in body
     assert "for 9 in 10 paintings" in body
+    at.select_slider(key="set_coverage").set_value(0.95).run()  # the curator chooses the coverage
+    assert "for 19 in 20 paintings" in texts(at)
     assert not any("unlike the paintings" in str(w.value) for w in at.main.warning)  # a painting it knows
     upload(at, ("checkerboard.png", checkerboard(), "image/png"))
     assert any("unlike the paintings the models learned from" in str(w.value) for w in at.main.warning)

@@ -9,8 +9,8 @@ import streamlit as st
 from artlab.app.runs import predictions
 from artlab.report import charts
 from artlab.report.csvsafe import md
-from artlab.report.honesty import (NOT_CALIBRATED, coverage_sentence, reliability_rows, reliability_sentence,
-                                   set_sentence, unfamiliar_notice)
+from artlab.report.honesty import (NOT_CALIBRATED, coverage_sentence, in_ten, reliability_rows,
+                                   reliability_sentence, set_sentence, unfamiliar_notice)
 
 
 def prediction_notes(pred, card: dict) -> None:
@@ -20,8 +20,14 @@ def prediction_notes(pred, card: dict) -> None:
         st.caption(f"Probabilities {NOT_CALIBRATED}.")
         return
     conformal, label = card["conformal"], card["task"]["label"]
-    sentence = set_sentence([md(n) for n in names], float(conformal["target_coverage"]), label,
-                            len(pred.classes), bool(conformal.get("small")), int(conformal["calibration_n"]))
+    target = float(conformal["target_coverage"])
+    choices = sorted({0.8, 0.9, 0.95, target})
+    if st.session_state.get("set_coverage") not in choices:
+        st.session_state["set_coverage"] = target
+    coverage = st.select_slider("How often should the set hold the true answer?", choices, key="set_coverage",
+                                format_func=in_ten)
+    sentence = set_sentence([md(n) for n in pred.set_at(coverage)], coverage, label, len(pred.classes),
+                            bool(conformal.get("small")), int(conformal["calibration_n"]))
     st.markdown(f":material/checklist: **Its {label} set:** {sentence}")
 
 
