@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -157,3 +158,27 @@ def test_assess_one_painting(genre_run, demo_images):
         a = p.assess(im.convert("RGB"), coverage=0.8)
     assert math.isclose(sum(a["probabilities"].values()), 1.0, abs_tol=1e-6)
     assert a["calibrated"] and a["set"] and a["coverage"] == 0.8 and a["unfamiliar"] is False
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@pytest.mark.parametrize("name", ["demo-genre", "demo-culture"])
+def test_shipped_runs_are_calibrated_and_flag_generated_textures(name):
+    """The shipped runs carry every key, and generated textures (noise, a checkerboard, stripes, a flat colour)
+    are all unfamiliar to them, while their own test paintings rarely are."""
+    from PIL import Image
+    from artlab.explain.predictor import Predictor
+    from artlab.runfolder import Run
+    run = Run.open(SHIPPED / name)
+    assert run.card["calibration"]["fitted_on"]["n"] >= 50 and not run.card["conformal"]["small"]
+    assert run.card["unfamiliar"]["test"]["rate"] <= 0.1
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 1, 320)
+    checker = ((np.add.outer(np.arange(320) // 20, np.arange(320) // 20) % 2) * 255).astype(np.uint8)
+    images = [Image.fromarray(rng.integers(0, 256, (320, 320, 3), dtype=np.uint8)),
+              Image.fromarray(checker).convert("RGB"),
+              Image.fromarray(np.stack([(np.sin(np.add.outer(x, x) * 60) * 127 + 128).astype(np.uint8)] * 3, -1)),
+              Image.new("RGB", (320, 320), (30, 90, 200))]
+    preds = Predictor(run).predict_images(images)
+    assert [p.unfamiliar for p in preds] == [True] * 4
