@@ -182,3 +182,22 @@ def test_shipped_runs_are_calibrated_and_flag_generated_textures(name):
               Image.new("RGB", (320, 320), (30, 90, 200))]
     preds = Predictor(run).predict_images(images)
     assert [p.unfamiliar for p in preds] == [True] * 4
+
+
+def test_out_of_fold_calibration_data_without_a_cache():
+    """calibrate_on 'cv' on a run without cached views (a GPU run): the folds train on the pooled features, every
+    training and validation painting is predicted once by a head that never saw its artist, and the test paintings
+    are left out."""
+    from artlab.train.calibrate import held_out
+    from artlab.train.config import TrainConfig
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    pooled = rng.normal(size=(90, 16)).astype(np.float32)
+    pooled[np.arange(90), y] += 4.0
+    split = np.array(["train", "train", "val", "test", "train"] * 18)
+    idx = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+    artists = pd.Series([f"artist {i % 20}" for i in range(90)])
+    cfg = TrainConfig(collection="x", method="transfer", head="linear", epochs=150, calibrate_on="cv")
+    logits, cal_y, source = held_out(cfg, y, idx, artists, np.zeros((90, 3)), pooled, None)
+    assert len(logits) == len(cal_y) == len(idx["train"]) + len(idx["val"]) == 72
+    assert (logits.argmax(1) == cal_y).mean() > 0.8 and "out-of-fold" in source

@@ -165,8 +165,10 @@ def calibrate(cal_logits: np.ndarray, cal_y: np.ndarray, test_logits: np.ndarray
     split. Returns (T, the card's ``calibration``, the card's ``conformal``)."""
     t = fit_temperature(cal_logits, cal_y)
     before, after = softmax(test_logits), softmax(test_logits, t)
-    calibration = {"method": "temperature", "parameters": {"temperature": round(t, 4)},
-                   "fitted_on": {"source": source, "n": int(len(cal_y))}, "bins": BINS,
+    fitted = {"source": source, "n": int(len(cal_y)),  # the held-out predictions' own figures (T fitted on them)
+              "before": scores(softmax(cal_logits), cal_y), "after": scores(softmax(cal_logits, t), cal_y)}
+    calibration = {"method": "temperature", "parameters": {"temperature": round(t, 4)}, "fitted_on": fitted,
+                   "bins": BINS,
                    "test": {"n": int(len(test_y)), "before": scores(before, test_y), "after": scores(after, test_y)}}
     cal_scores = np.sort(conformal_scores(softmax(cal_logits, t), cal_y))
     conformal = conformal_entry(cal_scores, coverage, after, test_y, source)

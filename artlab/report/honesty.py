@@ -23,6 +23,9 @@ def evaluate_text(card: dict) -> str:
              f"  on the {cal['test']['n']} test paintings ({cal.get('bins', 10)} bins): "
              f"ECE {b['ece']:.3f} -> {a['ece']:.3f}, NLL {b['nll']:.3f} -> {a['nll']:.3f}, "
              f"Brier {b['brier']:.3f} -> {a['brier']:.3f} (before -> after)"]
+    if "after" in fit:
+        lines.append(f"  on the {fit['n']} paintings it was fitted on: ECE {fit['before']['ece']:.3f} -> "
+                     f"{fit['after']['ece']:.3f}, NLL {fit['before']['nll']:.3f} -> {fit['after']['nll']:.3f}")
     if conf:
         t = conf["test"]
         lines.append(f"prediction sets: target coverage {conf['target_coverage']:.0%}, threshold "

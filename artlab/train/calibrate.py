@@ -29,18 +29,20 @@ from artlab.train.selection import Candidate, artist_folds, artist_groups, train
 CV_FOLDS = 5
 
 
-def held_out(cfg, y: np.ndarray, idx: dict[str, np.ndarray], artists, logits: np.ndarray,
+def held_out(cfg, y: np.ndarray, idx: dict[str, np.ndarray], artists, logits: np.ndarray, pooled: np.ndarray,
              frozen: FrozenCache | None) -> tuple[np.ndarray, np.ndarray, str]:
-    """(logits, true classes, words saying where they come from) of the held-out paintings."""
+    """(logits, true classes, words saying where they come from) of the held-out paintings. ``pooled``: every
+    painting's frozen pooled features (a transfer run's head input); ``frozen``: the cache, whose augmented views of
+    the training paintings the folds train on too (None: a GPU run without a cache trains them on ``pooled``)."""
     if cfg.calibrate_on == "validation":
         return logits[idx["val"]], y[idx["val"]], "the validation split"
-    if frozen is None or cfg.method != "transfer":
-        raise ConfigError("calibrate_on 'cv' needs method 'transfer' with cached frozen features")
+    if cfg.method != "transfer":
+        raise ConfigError("calibrate_on 'cv' needs method 'transfer' (its folds train heads on frozen features)")
     rows = np.concatenate([idx["train"], idx["val"]])
     n_classes = logits.shape[1]
     train_pos = {int(r): p for p, r in enumerate(idx["train"])}  # a training row's place in frozen.views
-    views = frozen.views.shape[0]
-    feats = frozen.all[rows].float()
+    views = frozen.views.shape[0] if frozen is not None else 0
+    feats = (frozen.all if frozen is not None else torch.from_numpy(np.asarray(pooled)))[rows].float()
     stacked = feats.unsqueeze(0).repeat(max(views, 1), 1, 1)
     for j, r in enumerate(rows):
         if views and int(r) in train_pos:
@@ -83,7 +85,7 @@ def test_familiarity(knn_feats: np.ndarray, idx: dict[str, np.ndarray], k: int) 
 def card_entries(cfg, y: np.ndarray, idx: dict[str, np.ndarray], artists, logits: np.ndarray, knn_feats: np.ndarray,
                  k: int, frozen: FrozenCache | None) -> tuple[np.ndarray, dict]:
     """(every painting's calibrated probabilities, the card's calibration, conformal and unfamiliar entries)."""
-    cal_logits, cal_y, source = held_out(cfg, y, idx, artists, logits, frozen)
+    cal_logits, cal_y, source = held_out(cfg, y, idx, artists, logits, knn_feats, frozen)
     t, calibration, conformal = calibrate(cal_logits, cal_y, logits[idx["test"]], y[idx["test"]], source)
     unfamiliar = unfamiliar_entry(reference_familiarity(knn_feats, idx, artists, k),
                                   test_familiarity(knn_feats, idx, k), k,
