@@ -157,7 +157,10 @@ def flag_first_painting(page, collection: Path) -> None:
 def click_first_cell(page, classes: list[str]) -> None:
     """A click on the baseline's confusion matrix, top-left cell, sets the gallery's filters to that cell."""
     assert page.get_by_text("the fine-tuned model's most confident answers first").count() == 1
-    box = page.locator(".nsewdrag").nth(1).bounding_box()  # the second matrix's plotting area
+    matrix = page.locator(".nsewdrag").nth(1)  # the second matrix's plotting area
+    matrix.scroll_into_view_if_needed()  # the page may have scrolled down to the gallery (flagging a painting)
+    settle(page)
+    box = matrix.bounding_box()
     n = len(classes)
     x, y = box["x"] + box["width"] * 0.5 / n, box["y"] + box["height"] * 0.5 / n
     page.mouse.move(x, y)
