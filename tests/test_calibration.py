@@ -201,3 +201,15 @@ def test_out_of_fold_calibration_data_without_a_cache():
     logits, cal_y, source = held_out(cfg, y, idx, artists, np.zeros((90, 3)), pooled, None)
     assert len(logits) == len(cal_y) == len(idx["train"]) + len(idx["val"]) == 72
     assert (logits.argmax(1) == cal_y).mean() > 0.8 and "out-of-fold" in source
+
+
+def test_a_sheet_carries_the_prediction_set():
+    """The one-page sheet (artlab.report.sheet) shows a calibrated run's prediction set and its coverage."""
+    from artlab.explain.predictor import Prediction
+    from artlab.report.sheet import SheetPrediction
+    conformal = cal.conformal_entry(np.linspace(0, 1, 99), 0.9, np.eye(3), np.arange(3), "x")
+    pred = Prediction("p", ["a", "b", "c"], np.array([0.5, 0.45, 0.05]), np.array([1.0, 0, 0]),
+                      np.array([1.0, 0, 0]), [], True, conformal, 0.6, 0.4)
+    sheet = SheetPrediction.from_prediction(pred, "genre")
+    assert sheet.prediction_set == pred.set_at() and sheet.set_coverage == 0.9
+    assert any("Prediction set at 90% coverage" in line for line in sheet.lines())

@@ -56,6 +56,15 @@ class Prediction:
         return set_classes(self.probs, threshold_at(self.conformal, cov), self.classes)
 
     @property
+    def prediction_set(self) -> list[str] | None:
+        """The set at the card's coverage (what a sheet shows: artlab.report.sheet.SheetPrediction)."""
+        return self.set_at()
+
+    @property
+    def set_coverage(self) -> float | None:
+        return float(self.conformal["target_coverage"]) if self.conformal else None
+
+    @property
     def unfamiliar(self) -> bool | None:
         """True when the painting is less similar to the training paintings than nearly all test paintings were;
         None when the run records no threshold."""
