@@ -32,6 +32,9 @@ def test_the_answers_in_words_with_a_tie_and_an_optional_prediction_set():
     with_set = SheetPrediction.from_dict({**pred.__dict__, "prediction_set": ["portrait", "religious"],
                                           "set_coverage": 0.9, "ignored": 1})
     assert "Prediction set at 90% coverage: portrait, religious" in " ".join(" ".join(with_set.lines()).split())
+    assert "Unfamiliar" not in " ".join(with_set.lines())
+    odd = SheetPrediction.from_dict({**with_set.__dict__, "unfamiliar": True})
+    assert "Unfamiliar: this picture is less like the paintings" in " ".join(" ".join(odd.lines()).split())
     picture = np.zeros((40, 30, 3), dtype=np.uint8)
     fig = sheet_figure(picture, with_set.__dict__, picture, picture, [("religious · a neighbour", picture)],
                        "my-run", {"title": "A title, $5 or $\\frac{x", "artist": "Someone", "license": "CC0"})

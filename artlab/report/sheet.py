@@ -33,6 +33,7 @@ class SheetPrediction:
     tie: bool = False  # the top of the vote was shared: the closer neighbours decided
     prediction_set: list[str] | None = None  # optional: a conformal prediction set ...
     set_coverage: float | None = None  # ... and the coverage it was made for (0.9 = 90 %)
+    unfamiliar: bool | None = None  # True: unlike the paintings the models learned from (None: not recorded)
 
     @classmethod
     def from_prediction(cls, pred, label: str, k_top: int = 3) -> "SheetPrediction":
@@ -42,8 +43,8 @@ class SheetPrediction:
         return cls(label=label, top=[(str(c), float(p)) for c, p in pred.top(k_top)], knn=str(pred.knn),
                    knn_share=float(shares[0]), k=len(pred.neighbours),
                    tie=bool(len(shares) > 1 and abs(shares[0] - shares[1]) < 1e-9),
-                   prediction_set=getattr(pred, "prediction_set", None), set_coverage=getattr(pred, "set_coverage",
-                                                                                              None))
+                   prediction_set=getattr(pred, "prediction_set", None),
+                   set_coverage=getattr(pred, "set_coverage", None), unfamiliar=getattr(pred, "unfamiliar", None))
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "SheetPrediction":
@@ -62,6 +63,9 @@ class SheetPrediction:
             coverage = f" at {self.set_coverage:.0%} coverage" if self.set_coverage is not None else ""
             out += [""] + textwrap.wrap(f"Prediction set{coverage}: " + (", ".join(self.prediction_set) or "empty"),
                                         42, subsequent_indent="   ")
+        if self.unfamiliar:
+            out += [""] + textwrap.wrap("Unfamiliar: this picture is less like the paintings the models learned from "
+                                        "than nearly all of their test paintings; read both answers with caution.", 42)
         return out
 
 
