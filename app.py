@@ -39,20 +39,27 @@ def pick_run() -> None:
 
 
 def model_card(card: dict) -> None:
-    paragraphs, caption = app.card_paragraphs(card), app.weights_caption(card)
-    st.markdown(paragraphs[0])
-    st.markdown(paragraphs[1])
-    if caption:
-        st.caption(caption)
-    for paragraph in paragraphs[2:]:
+    """A short summary open (what it does, how often it is right, a word on a small test); how it was built, what it
+    learned from, the weights' provenance and the departures from its study one click away."""
+    for paragraph in app.card_summary(card):
         st.markdown(paragraph)
-    warning = app.small_collection_warning(card)
-    if warning:
-        st.warning(warning, icon=":material/info:")
-    for leak in filter(None, [app.leakage_warning(card)]):
+    note = app.small_collection_note(card)
+    if note:
+        st.caption(f":material/info: {note}")
+    for leak in filter(None, [app.leakage_warning(card)]):  # copies across the splits: said open, it matters
         st.warning(leak, icon=":material/content_copy:")
-    if card.get("deviations"):
-        st.markdown(app.deviations_markdown(card))
+    with st.expander("More about this model"):
+        for paragraph in app.card_paragraphs(card)[1:]:
+            st.markdown(paragraph)
+        caption = app.weights_caption(card)
+        if caption:
+            st.caption(caption)
+        warning = app.small_collection_warning(card)
+        if warning:
+            st.warning(warning, icon=":material/info:")
+        deviations = app.deviations_markdown(card)
+        if deviations:
+            st.markdown(deviations)
 
 
 def sidebar() -> None:
@@ -62,8 +69,8 @@ def sidebar() -> None:
         if path:
             card = app.run_safely(app.card, path, what="reading the model card")
             if card:
-                with st.expander("About this model", expanded=True):
-                    app.run_safely(model_card, card, what="describing the model")
+                st.markdown("##### About this model")
+                app.run_safely(model_card, card, what="describing the model")
                 run = app.run_safely(app.open_run, path, what="opening the model")
                 if run is not None:
                     app.run_safely(app.stale_notice, run, what="checking the collection's curation")

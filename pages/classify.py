@@ -35,7 +35,7 @@ def gather() -> list[tuple[str, str, bytes]]:
 
 def top_bars(pred, k: int = 3) -> None:
     for cls, p in pred.top(k):
-        st.progress(min(max(p, 0.0), 1.0), text=f"{cls}: {p:.0%}")
+        st.progress(min(max(p, 0.0), 1.0), text=f"{md(cls)}: {p:.0%}")
 
 
 def knn_votes(pred) -> None:
@@ -43,16 +43,16 @@ def knn_votes(pred) -> None:
     votes = sorted(((c, s) for c, s in zip(pred.classes, pred.knn_shares) if s > 0), key=lambda t: -t[1])
     for cls, share in votes[:3]:
         st.progress(min(float(share), 1.0), text=f"{md(cls)}: {round(share * k)} of {k} neighbours")
-    if len(votes) > 1 and abs(votes[0][1] - votes[1][1]) < 1e-9:
-        st.caption(f"A tie: the closer neighbours decide, hence **{md(pred.knn)}**.")
+    if not pred.knn_majority:
+        st.caption(f"No class has more than half of the votes: the closer neighbours tip it to **{md(pred.knn)}**.")
 
 
 def agreement(pred) -> None:
-    if pred.agree:
-        st.success(f"Both models say **{md(pred.finetuned)}**.", icon=":material/check_circle:")
+    kind, words = app.agreement_words(pred)
+    if kind == "agree":
+        st.success(words, icon=":material/check_circle:")
     else:
-        st.warning(f"The models disagree: the fine-tuned model says **{md(pred.finetuned)}**, the baseline says "
-                   f"**{md(pred.knn)}**.", icon=":material/call_split:")
+        st.warning(words, icon=":material/call_split:" if kind == "disagree" else ":material/help:")
 
 
 def neighbours(pred) -> None:
@@ -94,8 +94,8 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
     if not cams:
         return
     left, right = st.columns(2)
-    for col, model, words in ((left, "finetuned", f"what made the fine-tuned model say **{pred.finetuned}**"),
-                              (right, "knn", f"what makes the painting resemble its **{pred.knn}** neighbours "
+    for col, model, words in ((left, "finetuned", f"what made the fine-tuned model say **{md(pred.finetuned)}**"),
+                              (right, "knn", f"what makes the painting resemble its **{md(pred.knn)}** neighbours "
                                              "(baseline)")):
         with col:
             view = cams[model].get("view", "centre")
@@ -111,7 +111,13 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
                  help="The sum of all the model's internal detectors at its last layer, without reference to any "
                       "class: where the network 'sees' most, whatever it makes of it."):
         maps = app.run_safely(app.feature_maps, RUN, name, data, what="computing the feature maps")
-        if maps:
+        if maps and app.frozen_backbone(run.card):  # the very same network in both models: one picture
+            img = app.run_safely(app.overlay, name, data, maps["knn"]["cam"], alpha, maps["knn"]["crop"],
+                                 maps["knn"].get("view", "centre"), what="drawing the feature map")
+            left, _ = st.columns(2)
+            with left:
+                app.show_image(img, max_height=560, caption=app.feature_map_words(run.card))
+        elif maps:
             left, right = st.columns(2)
             for col, model, words in ((left, "finetuned", "fine-tuned model"), (right, "knn", "baseline")):
                 img = app.run_safely(app.overlay, name, data, maps[model]["cam"], alpha,
@@ -122,7 +128,7 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
 
 
 def detail(shown: str, name: str, data: bytes, pred, key: str) -> None:
-    st.subheader(shown)
+    st.subheader(md(shown))
     agreement(pred)
     app.unfamiliar_warning(pred, LABEL)
     c_img, c_ft, c_knn = st.columns([1.2, 1, 1], gap="large")
@@ -155,10 +161,12 @@ def batch(results) -> None:
         for col, (shown, name, data, pred) in zip(cols, results[start:start + per_row]):
             with col:
                 if isinstance(pred, str):
-                    st.error(pred)
+                    st.error(md(pred))
                     continue
                 app.show_image(app.preview(data, name), max_height=260)
-                mark = "" if pred.agree else " · :orange[**the models disagree**]"
+                kind = app.agreement_words(pred)[0]
+                mark = {"agree": "", "split": " · :orange[**the neighbours are split**]"}.get(
+                    kind, " · :orange[**the models disagree**]")
                 st.caption(f"**{md(shown)}**  \nfine-tuned: **{md(pred.finetuned)}** ({pred.probs.max():.0%}) · "
                            f"baseline: **{md(pred.knn)}**{mark}")
     rows = [p.row() if not isinstance(p, str) else {"file": s, "error": p} for s, _, _, p in results]
@@ -199,7 +207,7 @@ def page() -> None:
     elif results:
         shown, name, data, pred = results[0]
         if isinstance(pred, str):
-            st.error(pred)
+            st.error(md(pred))
             return
     else:
         return

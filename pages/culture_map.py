@@ -1,6 +1,8 @@
 """Culture map: how the fine-tuned model arranges the classes (distances, ForceAtlas2 graph, chord diagram of the
 strongest similarities) and every painting (a UMAP map, nearest paintings, degrees of separation)."""
 
+from html import escape as esc
+
 import streamlit as st
 
 from artlab import app
@@ -50,7 +52,8 @@ def classes_views() -> None:
     with dist:
         st.plotly_chart(charts.distance_figure(geo["distance"], classes), config={"displayModeBar": False},
                         key="distance")
-        st.caption("Distance between the centres of two classes: small numbers mean the model sees them as alike.")
+        st.caption("Distance between the centres of two classes: small numbers mean the model sees them as alike. "
+                   + app.distance_words(geo))
 
 
 def on_map_select() -> None:
@@ -65,10 +68,19 @@ def painting_picker(table) -> int:
     def name(i: int) -> str:
         r = table.iloc[i]
         return f"{r.title or r.id} — {r.artist or 'unknown artist'} ({r.label})"
-    if st.session_state.get("map_pick") not in range(len(table)):
-        st.session_state["map_pick"] = 0
-    return st.selectbox("Choose a painting (or click one on the map)", range(len(table)), key="map_pick",
-                        format_func=name)
+    query = st.text_input("Search by title, artist or date", key="map_search", help=app.DATE_HELP,
+                          placeholder="e.g. landscape, hokusai, 1800-1850")
+    found = [int(i) for i in table.index[app.match_paintings(table, query).to_numpy()]]
+    if query:
+        st.caption(f"{len(found)} of {len(table)} paintings match; they are ringed on the map." if found else
+                   "No painting matches: every painting is listed.")
+    choices = found or list(range(len(table)))
+    if st.session_state.get("map_pick") not in range(len(table)) or (
+            query != st.session_state.get("map_searched", "") and found):  # a new search picks its first match
+        st.session_state["map_pick"] = choices[0]
+    st.session_state["map_searched"] = query
+    options = choices if st.session_state["map_pick"] in choices else [st.session_state["map_pick"]] + choices
+    return st.selectbox("Choose a painting (or click one on the map)", options, key="map_pick", format_func=name)
 
 
 def painting(table, i: int, caption: str = "", side: int = 320, link: bool = False) -> None:
@@ -93,37 +105,48 @@ def paintings_views() -> None:
     if table.empty:
         st.info("This model has no paintings to map.")
         return
+    st.caption(app.paintings_words(app.geometry(RUN).get("layer", "head")))
     chosen = painting_picker(table)
     k = st.slider("How many nearest paintings", 3, 12, 6, key="map_k")
     near, sims = app.nearest_paintings(RUN, chosen, min(k, len(table) - 1))
-    path = degrees(table, chosen)
+    path = degrees(table, chosen, min(k, len(table) - 1))
+    query = st.session_state.get("map_search", "")
+    found = [int(i) for i in table.index[app.match_paintings(table, query).to_numpy()]] if query else []
     has_map = table["x"].notna().all()
     left, right = st.columns([2, 1], gap="large")
     with left:
         if not has_map:
             st.info("This model was trained without a map of its paintings (`artlab train --no-umap`).")
         elif st.toggle("Show the map of all paintings", value=len(table) <= MAX_DEFAULT_MAP, key="show_map"):
-            hover = [f"<b>{r.title or r.id}</b><br>{r.artist}{', ' + r.date if r.date else ''}<br>{r.label}"
-                     for r in table.itertuples()]
+            hover = [f"<b>{esc(r.title or r.id)}</b><br>{esc(r.artist)}{', ' + esc(r.date) if r.date else ''}"
+                     f"<br>{esc(r.label)}" for r in table.itertuples()]
+            ringed = path or ([chosen] + [i for i in found if i != chosen][:300] if found else [chosen] + near)
             fig = charts.painting_map_figure(table[["x", "y"]].to_numpy(), table["label"], hover,
-                                             run.classes, highlight=path or [chosen] + near,
-                                             connect=bool(path))
+                                             run.classes, highlight=ringed, connect=bool(path))
             st.plotly_chart(fig, key="map_sel", on_select=on_map_select, selection_mode="points",
                             config={"scrollZoom": True, "displaylogo": False})
             st.caption("UMAP map: paintings the model sees as alike lie close together. Colours are the "
-                       f"{LABEL} classes; the chosen painting and its nearest ones are ringed.")
+                       f"{LABEL} classes; the chosen painting and "
+                       + ("the chain" if path else "the paintings that match the search" if found
+                          else "its nearest ones") + " are ringed.")
     with right:
         painting(table, chosen, side=640, link=True)
     st.markdown(f"**The {len(near)} paintings the model finds most like it**")
     strip(table, near, [f"similarity {s:.2f}" for s in sims])
     if path:
-        st.markdown(f"**Degrees of separation: {len(path) - 1} steps**, each to one of the nearest paintings")
-        strip(table, path, [f"step {i}" if i else "start" for i in range(len(path))])
+        n = min(k, len(table) - 1)
+        st.markdown(f"**Degrees of separation: {len(path) - 1} steps**, each to one of the {n} paintings most like "
+                    f"the one before, or to one that counts the one before among its own {n} most alike")
+        kinds = app.run_safely(app.path_steps, RUN, path, n, what="describing the chain") or []
+        words = {"near": f"among the {n} most like the one before",
+                 "near of": f"counts the one before among its {n} most alike"}
+        strip(table, path, ["start"] + [f"step {i}: {words.get(kind, '')}" for i, kind in enumerate(kinds, 1)])
 
 
-def degrees(table, start: int) -> list[int]:
+def degrees(table, start: int, k: int) -> list[int]:
     if not st.toggle("Degrees of separation: chain it to another painting", key="show_path",
-                     help="The shortest chain of paintings, each one among the nearest of the one before."):
+                     help="The shortest chain of paintings, each one among the nearest of the one before or "
+                          "counting it among its own nearest (as many nearest as the slider says)."):
         return []
     goal = st.selectbox("…to", range(len(table)), index=min(len(table) - 1, 1), key="map_goal",
                         format_func=lambda i: f"{table.iloc[i].title or table.iloc[i].id} "
@@ -131,9 +154,10 @@ def degrees(table, start: int) -> list[int]:
     if goal == start:
         st.info("Choose a second painting to chain the first one to.")
         return []
-    path = app.run_safely(app.path_between, RUN, start, goal, what="chaining the paintings") or []
+    path = app.run_safely(app.path_between, RUN, start, goal, k, what="chaining the paintings") or []
     if not path:
-        st.info("These two paintings are not connected through chains of near neighbours.")
+        st.info(f"These two paintings are not connected through chains of near neighbours (each step to one of the "
+                f"{k} most alike, one way or the other). More nearest paintings (the slider) make longer reaches.")
     return path
 
 

@@ -5,36 +5,30 @@ import streamlit as st
 
 from artlab import app
 from artlab.report import charts, figures
+from artlab.report import tables as tables_
 from artlab.report.csvsafe import md, md_link, to_csv_for_people
 
 
 def training(run) -> None:
-    st.subheader(f"How {run.name} learned")
+    st.subheader(f"How {md(run.name)} learned")
     hist = app.history(str(run.path))
     if hist.empty:
         st.info("This model's training left no record of its epochs.")
         return
-    info = run.card.get("training", {})
-    best = info.get("best_epoch")
-    if best is None and "val_loss" in hist:
-        best = int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
     st.plotly_chart(charts.history_figure(hist["epoch"], hist["train_loss"], hist["val_loss"],
-                                          hist["train_accuracy"], hist["val_accuracy"], best),
+                                          hist["train_accuracy"], hist["val_accuracy"],
+                                          app.kept_epoch(run.card, hist)),
                     config={"displayModeBar": False}, key="history")
-    kept = best if run.card.get("config", {}).get("restore_best", True) else int(hist["epoch"].max())
+    info, kept = run.card.get("training", {}), app.kept_epoch(run.card, hist)
     app.figure_downloads(lambda: figures.history_figure(hist, kept, bool(info.get("stopped_early")), run.name),
                          f"{run.name}_training", "dl_history")
-    stopped = "it stopped early, as the validation loss had stopped improving" if info.get("stopped_early") \
-        else "it ran every planned epoch"
-    st.caption(f"{len(hist)} epochs ({stopped}). The weights kept are those of epoch {best}, where the loss on the "
-               "validation paintings was lowest. Training paintings are the ones it learned from; validation "
-               "paintings were only used to decide when to stop.")
+    st.caption(app.training_words(run.card, hist))
     knn = run.card.get("metrics", {}).get("knn", {})
-    if knn.get("k_curve"):
+    if app.several_ks(run.card):
         st.plotly_chart(charts.k_curve_figure(knn["k_curve"], knn.get("k"), title="Choosing k for the baseline"),
                         config={"displayModeBar": False}, key="k_curve")
-        st.caption(f"The baseline votes among the k most similar training paintings; k = {knn.get('k')} did best "
-                   "on the validation paintings.")
+    if app.k_words(run.card):
+        st.caption(app.k_words(run.card))
 
 
 def overview(root: str) -> None:
@@ -56,7 +50,7 @@ def grids(root: str) -> None:
         return
     for name, table in tables:
         st.markdown(f"**{md(name)}**")
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(tables_.readable_results(table), hide_index=True, width="stretch")
         st.download_button("Download", to_csv_for_people(table).encode(), name.replace("/", "_"), "text/csv",
                            key=f"dl_{name}", icon=":material/download:")
         app.paper_beside_results(table, name, key=f"beside_{name}")

@@ -14,7 +14,8 @@ MODELS = {"finetuned": "fine-tuned model", "knn": "kNN baseline"}
 PER_PAGE = 12
 K = (run.card.get("metrics") or {}).get("knn", {}).get("k") or 1
 
-for key, value in {"f_true": "", "f_pred": "", "f_by": "finetuned", "f_erred": "any", "f_flag": "all"}.items():
+for key, value in {"f_true": "", "f_pred": "", "f_by": "finetuned", "f_erred": "any", "f_flag": "all",
+                   "f_search": ""}.items():
     st.session_state.setdefault(key, value)
 
 
@@ -38,10 +39,12 @@ def metrics() -> None:
                f"{len(app.predictions(RUN))} test paintings, which neither saw during training.")
     st.subheader("How often each model is right on the test paintings")
     c1, c2 = st.columns([1, 1.8], gap="medium")
-    table = tables.metrics_frame(run.card)
-    c1.table(app.percent_style(table, table.columns))
-    per_class = tables.per_class_frame(run.card)
-    c2.table(app.percent_style(per_class, [c for c in per_class.columns if c != "paintings"]))
+    with c1:
+        table = tables.metrics_frame(run.card)
+        app.show_table(table, table.columns)
+    with c2:
+        per_class = tables.per_class_frame(run.card)
+        app.show_table(per_class, [c for c in per_class.columns if c != "paintings"])
     st.caption("Recall: of the paintings of a class, the share the model recognised. Precision: of the paintings "
                "the model put in a class, the share that belong there. Macro averages treat every class alike; "
                "weighted ones follow how many test paintings each class has.")
@@ -71,6 +74,8 @@ def filters() -> None:
     c4.selectbox("Show", list(tables.ERRED), key="f_erred", format_func=tables.ERRED.get)
     c5.selectbox("Curation", list(app.FLAGGED), key="f_flag", format_func=app.FLAGGED.get,
                  help="Paintings a curator has left out or relabelled (the next training sees it)")
+    st.text_input("Search by title, artist or date", key="f_search", placeholder="e.g. portrait, durer, 1600-1700",
+                  help=app.DATE_HELP)
 
 
 def toggle_cams(pid: str) -> None:
@@ -123,6 +128,7 @@ def gallery() -> None:
                                  st.session_state["f_pred"] or None, st.session_state["f_by"],
                                  st.session_state["f_erred"])
     df = app.filter_flagged(df, run, st.session_state["f_flag"])
+    df = df[app.match_paintings(df, st.session_state.get("f_search", ""))]
     if df.empty:
         st.info("No test painting matches these choices. Try another cell, or widen the filters.")
         return

@@ -81,14 +81,16 @@ def test_sidebar_model_card_in_plain_words(runs_dir, genre_run, monkeypatch):
     for c in card["task"]["classes"]:
         assert c in side
     assert "How often it is right" in side and "fine-tuned model" in side and "baseline" in side
-    assert card["task"]["collection_source"] in side
-    assert any("Small collection" in w.value for w in at.sidebar.warning)  # 18 test paintings: say so
+    from artlab.report.csvsafe import md
+    assert md(card["task"]["collection_source"]) in side
+    assert any("Small collection" in w.value for w in at.sidebar.warning)  # 18 test paintings: say so (details)
+    assert any("test paintings: a rough guide" in c.value for c in at.sidebar.caption)  # and in the summary
     assert not re.search(r"\blogits?\b", side)
     # which split tested it, in words, and every departure from the genre study, as the card lists them
     assert "On paintings picked at random" in side and not card["task"]["group_by_artist"]
     assert "Where it departs from the study it reproduces" in side
     for d in card["deviations"]:
-        assert f"- {d}" in side
+        assert f"- {md(d)}" in side
 
 
 def test_model_card_words_for_the_split_and_the_departures():
@@ -98,10 +100,14 @@ def test_model_card_words_for_the_split_and_the_departures():
     assert card["task"]["group_by_artist"]
     assert split_words(card["task"]).startswith("On paintings by artists it never saw in training")
     assert split_words({**card["task"], "group_by_artist": False}).startswith("On paintings picked at random")
+    from artlab.report.csvsafe import md
     lines = deviations_markdown(card).splitlines()
     assert lines[0] == "**Where it departs from the study it reproduces:**"
-    assert lines[1:] == [f"- {d}" for d in card["deviations"]] and len(lines) > 1
-    assert deviations_markdown({**card, "deviations": []}) == ""
+    assert lines[1:] == [f"- {md(d)}" for d in card["deviations"]] and len(lines) > 1
+    # said from the configuration (a sentence corrected since the card was written reads true); a card the
+    # protocol cannot read keeps its own list
+    assert deviations_markdown({**card, "deviations": []}) == deviations_markdown(card)
+    assert deviations_markdown({**card, "config": "unreadable", "deviations": []}) == ""
 
 
 # --- Classify -------------------------------------------------------------------------------------------------
@@ -117,7 +123,7 @@ def test_upload_a_painting(runs_dir, demo_images, monkeypatch):
     img = demo_images[0]
     upload(at, (img.name, img.read_bytes(), "image/jpeg"))
     verdict = [s.value for s in at.success] + [w.value for w in at.main.warning]
-    assert any("Both models say" in v or "The models disagree" in v for v in verdict)
+    assert any("Both models say" in v or "The models disagree" in v or "are split" in v for v in verdict)
     body = texts(at)
     assert "Fine-tuned model" in body and "kNN baseline" in body and "most similar" in body
     k = json.loads((runs_dir / "genre" / "card.json").read_text())["metrics"]["knn"]["k"]
@@ -128,21 +134,24 @@ def test_upload_a_painting(runs_dir, demo_images, monkeypatch):
 def test_a_bad_file_gets_a_plain_message(runs_dir, monkeypatch):
     at = start(monkeypatch, runs_dir, "genre")
     upload(at, ("letter.jpg", b"Dear curator, this is not a picture.", "image/jpeg"))
-    assert [e.value for e in at.error] == ["not an image file: letter.jpg"]
+    from artlab.report.csvsafe import md
+    assert [e.value for e in at.error] == [md("not an image file: letter.jpg")]
 
 
 def test_a_batch_with_a_bad_file(runs_dir, demo_images, monkeypatch):
     at = start(monkeypatch, runs_dir, "culture")
     good = [(p.name, p.read_bytes(), "image/jpeg") for p in demo_images[:2]]
     upload(at, good[0], ("empty.png", b"", "image/png"), good[1])
-    assert any("empty.png" in e.value for e in at.error)  # the bad file is named, the others still work
+    from artlab.report.csvsafe import md
+    assert any(md("empty.png") in e.value for e in at.error)  # the bad file is named, the others still work
     table = at.dataframe[0].value
     assert len(table) == 3 and list(table["file"]) == [good[0][0], "empty.png", good[1][0]]
     assert table["finetuned"].notna().sum() == 2
     assert at.get("download_button")
     at.selectbox(key="closer").select_index(1).run()
     assert_clean(at)
-    assert any(s.value == good[1][0] for s in at.subheader)
+    from artlab.report.csvsafe import md
+    assert any(s.value == md(good[1][0]) for s in at.subheader)
 
 
 def test_heat_maps_on_demand(runs_dir, demo_images, monkeypatch):
@@ -172,7 +181,7 @@ def test_a_sample_painting(runs_dir, monkeypatch):
     sample.select_index(1).run()
     assert_clean(at)
     assert any("Both models say" in s.value for s in at.success) or any(
-        "disagree" in w.value for w in at.main.warning)
+        "disagree" in w.value or "are split" in w.value for w in at.main.warning)
 
 
 # --- Misclassifications ---------------------------------------------------------------------------------------
@@ -223,6 +232,10 @@ def test_culture_map_painting_neighbours_and_path(runs_dir, monkeypatch):
     assert_clean(at)
     assert any("Degrees of separation" in m.value for m in at.markdown) or any(
         "not connected" in i.value for i in at.info)
+    if any("Degrees of separation" in m.value for m in at.markdown):  # each step says how it is near
+        assert any("step 1: " in c.value and "most " in c.value for c in at.caption)
+    assert any("straight-line distance" in c.value for c in at.caption)  # the Distances tab's numbers in words
+    assert any("trust the list over the picture" in c.value for c in at.caption)  # which description each view uses
 
 
 def test_experiments_page_shows_curves_and_results(runs_dir, monkeypatch):
@@ -231,6 +244,33 @@ def test_experiments_page_shows_curves_and_results(runs_dir, monkeypatch):
     overview = at.dataframe[0].value
     assert set(overview["run"]) == {"genre", "culture"}
     assert any(m.value == r"**grid/results\.csv**" for m in at.markdown)  # a data string, escaped (shown as is)
+    grid = at.dataframe[1].value  # the results table, its columns in words and no empty "row" column
+    assert "accuracy" in grid.columns and "row" not in grid.columns
+    said = " ".join(c.value for c in at.caption)
+    assert "epochs (" in said and "The weights kept are those of epoch" in said  # the fixture keeps its best epoch
+    assert "did best on the validation paintings" in said  # it tried several k
+
+
+def test_experiments_page_words_for_a_run_that_keeps_its_last_epoch(tmp_path, genre_run, monkeypatch):
+    """A run with restore_best false whose validation loss was lowest at its first epoch, and one k tried: the page
+    says it kept the last epoch and where the loss was lowest, and draws no one-point k curve."""
+    run = tmp_path / "runs" / "last"
+    shutil.copytree(genre_run, run)
+    card = json.loads((run / "card.json").read_text())
+    history = pd.read_csv(run / "history.csv")
+    history["val_loss"] = [0.5 + 0.1 * i for i in range(len(history))]  # lowest at epoch 1
+    history.to_csv(run / "history.csv", index=False)
+    card["config"]["restore_best"] = False
+    card["training"]["best_epoch"] = len(history)
+    k = card["metrics"]["knn"]["k"]
+    card["metrics"]["knn"]["k_curve"] = {str(k): card["metrics"]["knn"]["k_curve"][str(k)]}
+    (run / "card.json").write_text(json.dumps(card))
+    at = go(start(monkeypatch, run.parent, "last"), "pages/experiments.py")
+    said = " ".join(c.value for c in at.caption)
+    assert f"keeps the weights of its last epoch, {len(history)}" in said and "lowest at epoch 1" in said
+    assert "where the loss on the validation paintings was lowest" not in said
+    assert "did best" not in said and "only value tried" in said
+    assert len(at.get("plotly_chart")) == 1  # the training curves; no k curve of one point
 
 
 # --- missing and broken runs ----------------------------------------------------------------------------------
@@ -274,7 +314,8 @@ def test_a_broken_run_gives_a_plain_message(tmp_path, genre_run, monkeypatch, da
     else:
         shutil.copy(genre_run / "card.json", run / "card.json")
     at = start(monkeypatch, tmp_path)
-    assert any(message in e.value for e in at.error)
+    from artlab.report.csvsafe import md
+    assert any(md(message) in e.value for e in at.error)  # the message quotes a folder: shown as text
     for page in PAGES:
         go(at, page)
 
@@ -330,14 +371,14 @@ def test_flag_a_painting_from_the_gallery(curated_runs, monkeypatch):
     pid = next(r.key for r in at.radio if r.key.startswith("flag_what_")).removeprefix("flag_what_")  # the first card
     at.radio(key=f"flag_what_{pid}").set_value("exclude")
     at.selectbox(key=f"flag_reason_{pid}").set_value("duplicate")
-    at.text_input(key=f"flag_note_{pid}").input("=the same as another")
+    at.text_area(key=f"flag_note_{pid}").input("=the same as another")
     at.button(key=f"flag_save_{pid}").click().run()
     assert_clean(at)
     rows = curation.read_decisions(collection)
     assert rows[["id", "action", "column", "value", "note"]].values.tolist() == [
         [pid, "exclude", "", "duplicate", "'=the same as another"]]
     assert any("red-badge" in m.value and "excluded \\(duplicate\\)" in m.value for m in at.markdown)
-    assert any(md(f"Painting {pid}: excluded (duplicate)") in s.value for s in at.success)
+    assert any(md(f"{pid}): excluded (duplicate)") in s.value for s in at.success)  # “its title” (its id)
     assert any("1 correction since this model was trained" in w.value for w in at.sidebar.warning)
     assert any("artlab train --collection" in c.value and str(runs / "genre") in c.value for c in at.sidebar.code)
 
@@ -359,7 +400,8 @@ def test_relabel_a_sample_painting_on_classify(curated_runs, monkeypatch):
     at = start(monkeypatch, runs, "genre")
     at.selectbox(key="sample").select_index(1).run()
     assert_clean(at)
-    at.radio(key="flag_what_closer").set_value("set")
+    at.radio(key="flag_what_closer").set_value("set").run()  # the field of the chosen action appears
+    assert not [s for s in at.selectbox if s.key == "flag_reason_closer"]  # and not the other's
     current = at.selectbox(key="flag_value_closer")
     other = next(o for o in current.options if o != "portrait")
     current.set_value(other)
@@ -403,3 +445,27 @@ def test_the_model_card_in_words_for_a_shipped_run_and_a_small_hostile_one():
     big = {**card, "metrics": {**card["metrics"], "finetuned": {**card["metrics"]["finetuned"], "n": 1200}},
            "task": {**card["task"], "per_class": {c: {"train": 500} for c in card["task"]["classes"]}}}
     assert small_collection_warning(big) == ""
+
+
+def test_search_the_gallery_and_the_map(runs_dir, genre_run, monkeypatch):
+    """The same search on Misclassifications (the gallery) and the Culture map (the painting picker)."""
+    meta = pd.read_csv(genre_run / "paintings.csv", dtype=str, keep_default_na=False)
+    test = meta[meta["split"] == "test"]
+    artist = next(a for a in test["artist"] if a.strip())
+    word = artist.split()[-1]
+    at = go(start(monkeypatch, runs_dir, "genre"), "pages/misclassifications.py")
+    at.selectbox(key="f_erred").select("all").run()
+    at.text_input(key="f_search").input(word).run()
+    assert_clean(at)
+    from artlab.app.search import match_paintings
+    expected = int(match_paintings(test, word).sum())
+    assert any(m.value.startswith(f"{expected} painting") for m in at.markdown)
+    at.text_input(key="f_search").input("no such painting zzzz").run()
+    assert any(i.value.startswith("No test painting matches") for i in at.info)
+    go(at, "pages/culture_map.py")
+    at.text_input(key="map_search").input(word).run()
+    assert_clean(at)
+    found = int(match_paintings(meta, word).sum())  # the map holds every labelled painting of the run
+    assert any(c.value.startswith(f"{found} of ") for c in at.caption)
+    assert len(at.selectbox(key="map_pick").options) == found  # a new search picks its first match
+    assert at.selectbox(key="map_pick").value in set(match_paintings(meta, word).to_numpy().nonzero()[0])

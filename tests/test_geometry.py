@@ -6,7 +6,8 @@ import json
 import numpy as np
 
 from artlab.report.geometry import (centroids, class_geometry, distance_matrix, forceatlas2_layout, nearest,
-                             normalised_similarity, path_between, top_quartile, umap_coordinates)
+                             normalised_similarity, path_between, step_kinds, top_quartile,
+                             umap_coordinates)
 
 # Three classes whose centroids make a 3-4-5 right triangle: A = (0, 0), B = (3, 0), C = (0, 4).
 EMB = np.array([[-1.0, 0.0], [1.0, 0.0],       # A: mean (0, 0)
@@ -149,3 +150,14 @@ def test_fine_tuned_run_stores_the_features_its_geometry_comes_from(demo_collect
     dist = np.sqrt(((cents[:, None] - cents[None]) ** 2).sum(-1))
     assert np.allclose(geo["distance"], dist, rtol=1e-4, atol=1e-5)
     assert Run.open(run).embeddings()["backbone_embeddings"].shape == feats.shape, "the reader accepts the key"
+
+
+def test_each_step_of_a_path_is_near_one_way_or_the_other():
+    """At 0°, 1°, 2° and 30° with k=1 (nearest: 0->1, 1->0, 2->1, 30->2), a chain from 0° to 30° takes steps that
+    are not the nearest of the painting they leave; ``step_kinds`` says so ("near of": it counts the one before
+    among its own nearest), as the app shows it. The way back is nearest at every step."""
+    points = _arc([0, 1, 2, 30])
+    path = path_between(points, 0, 3, k=1)
+    assert path == [0, 1, 2, 3]
+    assert step_kinds(points, path, k=1) == ["near", "near of", "near of"]
+    assert step_kinds(points, path[::-1], k=1) == ["near", "near", "near"]

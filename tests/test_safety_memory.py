@@ -63,8 +63,8 @@ def answered(page, name: str) -> str | None:
         return f"{name}: {page.status} {page.alerts} {page.exceptions}"
     if name in REFUSED:
         return None if any("memory budget" in a for a in page.alerts) else f"{name}: not refused: {page.alerts}"
-    if any("budget" in a for a in page.alerts) or not any("Both models say" in a or "The models disagree" in a
-                                                          for a in page.alerts):
+    verdicts = ("Both models say", "The models disagree", "are split")  # "split": no majority of the neighbours
+    if any("budget" in a for a in page.alerts) or not any(v in a for a in page.alerts for v in verdicts):
         return f"{name}: no prediction: {page.status} {page.alerts}"
     return None
 

@@ -29,11 +29,18 @@ _MODULES = {
     "roots": ("ANY_FOLDER_ENV", "ANY_FOLDER_FLAG", "ROOTS_ENV", "allowed_roots", "any_folder_allowed", "check_root"),
     "memory": ("APP_DECODE_BUDGET", "CONCURRENT_DECODES", "decode_slot", "release_memory"),
     "images": ("painting_file", "painting_preview", "preview", "sample_choices", "short", "thumbnail"),
-    "widgets": ("percent_style", "percent_table", "show_image"),
-    "words": ("card_paragraphs", "deviations_markdown", "small_collection_warning", "split_words", "weights_caption"),
+    "widgets": ("percent_style", "percent_table", "show_image", "show_table"),
+    "words": (
+        "agreement_words", "card_paragraphs", "card_summary", "deviations", "deviations_markdown", "distance_words",
+        "feature_map_words", "frozen_backbone", "k_words", "kept_epoch", "paintings_words", "several_ks",
+        "small_collection_note", "small_collection_warning", "split_words",
+        "training_words", "votes_words", "weights_caption",
+    ),
+    "search": ("DATE_HELP", "match_paintings", "years_of"),
     "analysis": (
         "MAX_PATH_PAINTINGS", "METHOD_NAMES", "TOO_SLOW_FOR_THE_APP", "cam_methods", "digest", "explanations",
-        "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "predict",
+        "feature_maps", "map_table", "method_name", "nearest_paintings", "overlay", "path_between", "path_steps",
+        "predict",
     ),
     "review": ("findings_tab", "leakage_warning", "list_audits", "load_audit", "summary_lines", "tab_titles"),
     "exports": (

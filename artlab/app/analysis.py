@@ -127,6 +127,13 @@ def path_between(run_path: str, start: int, goal: int, k: int = 6) -> list[int]:
     return _path(run_path, int(start), int(goal), int(k))
 
 
+def path_steps(run_path: str, path: list[int], k: int = 6) -> list[str]:
+    """Per step of a path: "near" (among the k nearest of the painting before) or "near of" (the painting before is
+    among its own k nearest): ``report.geometry.step_kinds``."""
+    from artlab.report.geometry import step_kinds
+    return step_kinds(embeddings(run_path)["embeddings"], list(path), int(k))
+
+
 @per_run(max_entries=8)
 def map_table(run_path: str) -> pd.DataFrame:
     """One row per painting of embeddings.npz: id, label, split, title, artist, date, url, path, and UMAP x/y (NaN if

@@ -111,18 +111,37 @@ def flag_controls(run: Run, painting_id: str, key: str) -> None:
     if why:
         return
     folder = str(run.collection)
+    title = _title(curated, painting_id)
     with st.popover("Flag this painting", icon=":material/flag:", width="stretch"):
         if mine:
             st.button("Undo the decision" + ("s" if len(mine) > 1 else ""), key=f"undo_{key}", on_click=_undo,
-                      args=(folder, painting_id), icon=":material/undo:")
+                      args=(folder, painting_id, title), icon=":material/undo:")
+        # outside the form, so that choosing an action shows only its own field
+        what = st.radio("What should happen to it?", list(WHAT), key=f"flag_what_{key}", format_func=WHAT.get)
         with st.form(f"flag_{key}", border=False):
-            st.radio("What should happen to it?", list(WHAT), key=f"flag_what_{key}", format_func=WHAT.get)
-            st.selectbox("Why leave it out?", curation.REASONS, key=f"flag_reason_{key}")
-            st.selectbox(f"Its {run.label}, if another", _choices(curated, run), key=f"flag_value_{key}",
-                         accept_new_options=True)
-            st.text_input("Note (optional)", key=f"flag_note_{key}", max_chars=300)
-            st.form_submit_button("Save the decision", on_click=_save, args=(folder, painting_id, run.label, key),
-                                  icon=":material/save:", key=f"flag_save_{key}")
+            if what == "exclude":
+                st.selectbox("Why leave it out?", curation.REASONS, key=f"flag_reason_{key}")
+            else:
+                st.selectbox(f"Its {run.label}, if another", _choices(curated, run), key=f"flag_value_{key}",
+                             accept_new_options=True)
+            # a text area tall enough that its counter sits below the words (a text input drew it over them)
+            st.text_area("Note (optional)", key=f"flag_note_{key}", max_chars=NOTE_CHARS, height=120,
+                         placeholder=f"at most {NOTE_CHARS} characters")
+            st.form_submit_button("Save the decision", on_click=_save,
+                                  args=(folder, painting_id, run.label, key, title), icon=":material/save:",
+                                  key=f"flag_save_{key}")
+
+
+NOTE_CHARS = 300
+
+
+def _title(curated: curation.Curated, painting_id: str) -> str:
+    """The painting's title for a confirmation ('' when the manifest has none)."""
+    m = curated.manifest
+    if "title" not in m.columns:
+        return ""
+    found = m.loc[m["id"] == painting_id, "title"]
+    return str(found.iloc[0]) if len(found) and str(found.iloc[0]).strip() else ""
 
 
 def _ids(curated: curation.Curated) -> set[str]:
@@ -135,21 +154,23 @@ def _choices(curated: curation.Curated, run: Run) -> list[str]:
     return sorted(set(run.classes) | set(labels[labels != ""]))
 
 
-def _save(folder: str, painting_id: str, label: str, key: str) -> None:
+def _save(folder: str, painting_id: str, label: str, key: str, title: str = "") -> None:
     s = st.session_state
     note = s.get(f"flag_note_{key}", "")
     if s.get(f"flag_what_{key}") == "exclude":
-        _record(curation.exclude, folder, painting_id, s.get(f"flag_reason_{key}", "other"), note=note)
+        _record(curation.exclude, folder, painting_id, s.get(f"flag_reason_{key}", "other"), note=note, title=title)
     else:
-        _record(curation.relabel, folder, painting_id, label, s.get(f"flag_value_{key}") or "", note=note)
+        _record(curation.relabel, folder, painting_id, label, s.get(f"flag_value_{key}") or "", note=note,
+                title=title)
 
 
-def _undo(folder: str, painting_id: str) -> None:
-    _record(curation.undo, folder, painting_id)
+def _undo(folder: str, painting_id: str, title: str = "") -> None:
+    _record(curation.undo, folder, painting_id, title=title)
 
 
-def _record(decide, folder: str, painting_id: str, *args, **kwargs) -> None:
-    """A decision from a callback: its outcome is kept for ``curation_message`` to show (a callback draws nothing)."""
+def _record(decide, folder: str, painting_id: str, *args, title: str = "", **kwargs) -> None:
+    """A decision from a callback: its outcome is kept for ``curation_message`` to show (a callback draws nothing).
+    The confirmation names the painting by its title (its id when it has none)."""
     try:
         row = decide(folder, painting_id, *args, **kwargs)
     except ArtlabError as exc:
@@ -161,8 +182,9 @@ def _record(decide, folder: str, painting_id: str, *args, **kwargs) -> None:
                                               "the server log.")
         return
     words = "decisions withdrawn" if row["action"] == "undo" else curation.describe(row)
-    st.session_state[MESSAGE] = ("success", f"Painting {row['id']}: {words}. Saved in {curation.CURATION}; the next "
-                                            "training on this collection will see it.")
+    named = f"“{title}” ({row['id']})" if title else f"Painting {row['id']}"
+    st.session_state[MESSAGE] = ("success", f"{named}: {words}. Saved in {curation.CURATION}; the next training on "
+                                            "this collection will see it.")
 
 
 def curation_message() -> None:
@@ -194,6 +216,6 @@ def stale_notice(run: Run) -> None:
         return
     n = curation.since(folder, run.card)
     if n:
-        st.warning(f"{n} correction{'s' if n != 1 else ''} since this model was trained. To train it again on the "
-                   "corrected collection:", icon=":material/update:")
-        st.code(retrain_command(run.card, folder, run.path), language="bash")
+        st.warning(f"{n} correction{'s' if n != 1 else ''} since this model was trained.", icon=":material/update:")
+        with st.expander("Train it again on the corrected collection"):
+            st.code(retrain_command(run.card, folder, run.path), language="bash", wrap_lines=True)  # never clipped

@@ -14,6 +14,7 @@ import streamlit as st
 from artlab.app.pages_mode import legacy_pages_off
 from artlab.app.roots import APP_ROOT, RUNS_ENV
 from artlab.errors import ArtlabError
+from artlab.report.csvsafe import md
 from artlab.runfolder import Run
 
 log = logging.getLogger("artlab.app")
@@ -39,11 +40,11 @@ def run_safely(fn: Callable[..., Any], *args, what: str = "doing that", **kwargs
     """``fn(*args, **kwargs)``, or None after showing what went wrong in plain words (never a traceback)."""
     try:
         return fn(*args, **kwargs)
-    except ArtlabError as exc:
-        st.error(str(exc))
+    except ArtlabError as exc:  # messages name files, fields and values from data: shown as text
+        st.error(md(str(exc)))
     except Exception:  # noqa: BLE001 - the page must go on; the traceback goes to the server log
         log.exception("unexpected error while %s", what)
-        st.error(f"Something went wrong while {what}. The details are in the server log.")
+        st.error(f"Something went wrong while {md(what)}. The details are in the server log.")
     return None
 
 

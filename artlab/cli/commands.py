@@ -130,7 +130,7 @@ def cmd_predict(a) -> int:
         print(f"{len(rows)} predictions written to {a.csv}")
     elif rows:
         show = table[["file", "finetuned", "finetuned_confidence", "finetuned_set", "unfamiliar", "knn",
-                      "knn_vote_share", "agree"]]
+                      "knn_vote_share", "knn_majority", "agree"]]
         print(show.to_string(index=False))
     return 0 if rows or not failed else 2
 

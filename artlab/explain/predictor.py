@@ -17,7 +17,7 @@ from PIL import Image
 from artlab.errors import ImageError
 from artlab.images import DECODE_BUDGET, ImageSource, load_image
 from artlab.model.classifier import shared_features
-from artlab.model.knn import l2_normalise
+from artlab.model.knn import clear_majority, l2_normalise
 from artlab.model.views import DEFAULT_VIEWS, ViewsTransform, cam_view, view_transform
 from artlab.report.calibration import familiarity, set_classes, softmax, threshold_at
 from artlab.runfolder import Run
@@ -81,8 +81,16 @@ class Prediction:
         return self.classes[int(np.argmax(self.knn_scores))]
 
     @property
+    def knn_majority(self) -> bool:
+        """More than half of the neighbours' votes for the baseline's answer (``knn.clear_majority``); otherwise the
+        neighbours are split and the closer ones decided."""
+        return bool(clear_majority(self.knn_shares)[0])
+
+    @property
     def agree(self) -> bool:
-        return self.finetuned == self.knn
+        """Both models give the same answer and the baseline's is a clear majority of its neighbours (a tie broken by
+        distance in favour of the fine-tuned model's answer is not agreement)."""
+        return self.finetuned == self.knn and self.knn_majority
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         order = np.argsort(-self.probs, kind="stable")[:k]
@@ -93,7 +101,8 @@ class Prediction:
         set, whether the painting is unfamiliar, and the kNN's vote shares (shares of its k votes, not
         probabilities)."""
         out = {"file": self.name, "finetuned": self.finetuned, "finetuned_confidence": round(float(self.probs.max()), 4),
-               "knn": self.knn, "knn_vote_share": round(float(self.knn_shares.max()), 4), "agree": self.agree}
+               "knn": self.knn, "knn_vote_share": round(float(self.knn_shares.max()), 4), "agree": self.agree,
+               "knn_majority": self.knn_majority}
         pset = self.set_at(coverage)
         out["finetuned_set"] = "; ".join(pset) if pset is not None else NOT_CALIBRATED
         out["unfamiliar"] = self.unfamiliar if self.unfamiliar is not None else ""

@@ -27,6 +27,14 @@ VOTES = ("uniform", "distance", "balanced", "distance-balanced")
 FAISS_MIN_REFERENCES = 20_000
 
 
+def clear_majority(shares: np.ndarray) -> np.ndarray:
+    """Per row of vote shares: whether one class holds more than half of the neighbours' votes. Below that the
+    neighbours are split (a tie, or a plurality of a few), and the answer is decided by which neighbours are closer
+    rather than by how many agree: the baseline's answer is then a lean, not a verdict."""
+    shares = np.atleast_2d(np.asarray(shares, dtype=float))
+    return shares.max(axis=1) > 0.5 + 1e-9
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

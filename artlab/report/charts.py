@@ -243,7 +243,8 @@ def history_figure(epoch: Sequence[int], train_loss: Sequence[float], val_loss: 
                    train_accuracy: Sequence[float], val_accuracy: Sequence[float],
                    best_epoch: int | None = None, title: str = "") -> go.Figure:
     """Loss (left) and accuracy (right) per epoch for the training and validation paintings; the epoch whose
-    weights were kept (best validation loss) is marked with a dashed line on both."""
+    weights were kept (the lowest validation loss, or the last epoch for a run that keeps it) is marked with a dashed
+    line on both."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (lower is better)", "accuracy"))
     style = {"training": dict(color="#4C78A8"), "validation": dict(color="#E45756", dash="dash")}
     for col, (train, val) in enumerate(((train_loss, val_loss), (train_accuracy, val_accuracy)), start=1):
@@ -256,7 +257,10 @@ def history_figure(epoch: Sequence[int], train_loss: Sequence[float], val_loss: 
         fig.add_annotation(x=best_epoch, y=0.02, yref="y domain", text=f" kept: epoch {best_epoch}",
                            showarrow=False, xanchor="left", yanchor="bottom", font=dict(color="#555555"),
                            row=1, col=1)
-    fig.update_xaxes(title="epoch", dtick=1 if len(epoch) <= 30 else None)
+    epochs = [int(e) for e in epoch]
+    last = max(epochs) if epochs else 1
+    # from epoch 1 to the last, half an epoch of margin so the end markers show whole (autorange ran -1..37 for 30)
+    fig.update_xaxes(title="epoch", range=[0.5, last + 0.5], tick0=1, dtick=1 if last <= 30 else None)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     return _layout(fig, title, height=380, legend=dict(orientation="h", y=-0.25))
 

@@ -13,11 +13,16 @@ import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-#: Characters with a meaning in Streamlit's markdown (links, images, emphasis, code, HTML, tables, LaTeX, colour and
-#: icon directives, and at a line's start headings and lists: '#', '-', '+', '1.'). Newlines become spaces, but a
-#: string may still start a line of its own (a badge, a message), so all of them are escaped: CommonMark shows any
-#: backslash-escaped ASCII punctuation as itself.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=])")
+#: Characters with a meaning in Streamlit's markdown (links, images, emphasis, code, HTML, entities, tables, LaTeX,
+#: colour and icon directives, and at a line's start headings and lists: '#', '-', '+', '1.'). Newlines become spaces,
+#: but a string may still start a line of its own (a badge, a message), so all of them are escaped: CommonMark shows
+#: any backslash-escaped ASCII punctuation as itself.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=&])")
+#: GitHub-flavoured markdown turns text that looks like an address into a link *after* escapes are read
+#: (``http://…``, ``www.…``, ``name@host.org``): an invisible WORD JOINER (U+2060) between ``:`` and ``//``, after
+#: ``www`` and before ``@`` breaks each such pattern, shows nothing, and leaves all other text as it was.
+_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?<=\\:)(?=//)|(?i:(?<=www))(?=\\\.)|(?=@)")
 
 
 def neutralise(value):
@@ -44,8 +49,22 @@ def to_csv_for_people(df: pd.DataFrame, target=None, **kwargs):
 
 def md(text) -> str:
     """``text`` from a collection, a file name, a card or a message built from them, escaped so that Streamlit shows
-    it as it is (no links, emphasis, colours, icons or lists)."""
-    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+    it as it is (no links, images, emphasis, colours, icons, lists or HTML, and no address made a link). The one
+    escaping path for data shown as markdown; ``md_frame`` applies it to a table."""
+    escaped = _MARKDOWN.sub(r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")
+    return _AUTOLINK.sub(_JOINER, escaped)
+
+
+def md_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` for ``st.table`` (which renders markdown in every cell and heading): text cells, column names
+    and the index through ``md``; numbers unchanged."""
+    out = df.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(lambda v: md(v) if isinstance(v, str) else v)
+    out.columns = [md(c) for c in out.columns]
+    out.index = [md(i) if isinstance(i, str) else i for i in out.index]
+    return out
 
 
 def md_link(text: str, url) -> str:

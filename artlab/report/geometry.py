@@ -97,7 +97,10 @@ def nearest(embeddings: np.ndarray, index: int, k: int = 8) -> tuple[np.ndarray,
 
 def path_between(embeddings: np.ndarray, start: int, goal: int, k: int = 6) -> list[int]:
     """'Degrees of separation': the shortest chain of paintings from ``start`` to ``goal`` where each step goes to
-    one of the k nearest neighbours (cosine distance as edge length). Empty if the kNN graph does not connect them."""
+    one of the k nearest neighbours of the painting before it, or counts that painting among its own k nearest (the
+    k-nearest-neighbour graph, undirected: a painting few others count among their nearest stays reachable; cosine
+    distance as edge length). Empty if the graph does not connect them. ``step_kinds`` says which kind each step
+    is."""
     import networkx as nx
 
     x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
@@ -112,3 +115,13 @@ def path_between(embeddings: np.ndarray, start: int, goal: int, k: int = 6) -> l
         return nx.shortest_path(g, start, goal, weight="weight")
     except nx.NetworkXNoPath:
         return []
+
+
+def step_kinds(embeddings: np.ndarray, path: list[int], k: int) -> list[str]:
+    """For each step of ``path`` (``path_between``'s): "near" when the painting is among the k nearest of the one
+    before, else "near of" (it counts the one before among its own k nearest)."""
+    out = []
+    for a, b in zip(path, path[1:]):
+        order, _ = nearest(embeddings, a, k)
+        out.append("near" if b in order.tolist() else "near of")
+    return out

@@ -216,7 +216,10 @@ def _knn(p: Protocol, cfg: dict) -> list[str]:
         out.append("kNN distance: cosine on L2-normalised features; the study does not name it, and scikit-learn's "
                    "default, Euclidean (--knn-metric euclidean), is the likely one")
     ks = cfg.get("knn_ks") or ()
-    if ks:
+    if len(ks) > 1:
         out.append(f"not from the paper: the kNN's k chosen on validation accuracy among {', '.join(map(str, ks))} "
                    "(artlab's choice)")
+    elif ks:
+        out.append(f"not from the paper: the kNN's k set to {ks[0]} (artlab's choice; one value, not chosen on "
+                   "validation)")
     return out

@@ -66,3 +66,33 @@ def filter_gallery(df: pd.DataFrame, true: str | None = None, predicted: str | N
     keep &= {"any": ft | kn, "both": ft & kn, "finetuned": ft & ~kn, "knn": kn & ~ft,
              "all": pd.Series(True, index=df.index)}[erred]
     return df[keep].sort_values(f"{predicted_by}_conf", ascending=False, kind="stable")
+
+
+#: The column names of an experiment's results.csv (``artlab.train.experiment.COLUMNS``), in words; ``paper_X`` is
+#: "X, published".
+RESULT_WORDS = {
+    "name": "run", "row": "in the study's table", "backbone": "backbone", "method": "training", "head": "head",
+    "optimizer": "optimizer", "scheduler": "learning-rate schedule", "split": "split", "epochs": "epochs",
+    "val": "fine-tuned, validation accuracy", "top1": "fine-tuned, test accuracy",
+    "top3": "fine-tuned, test top-3 accuracy", "precision": "fine-tuned, precision", "recall": "fine-tuned, recall",
+    "f1": "fine-tuned, F1", "knn_val": "kNN, validation accuracy", "knn_top1": "kNN, test accuracy",
+    "knn_top3": "kNN, test top-3 accuracy", "knn_precision": "kNN, precision", "knn_recall": "kNN, recall",
+    "knn_f1": "kNN, F1", "knn_k": "kNN, k", "train_s": "training (s)", "total_s": "in all (s)", "status": "status",
+    "error": "error"}
+
+
+def readable_results(df: pd.DataFrame) -> pd.DataFrame:
+    """An experiment's results table for people: columns named in words, columns with no value in any row left out
+    (no "None" for a grid that is not a study's table), empty text cells blank."""
+    out = df.dropna(axis=1, how="all").copy()
+    out = out.loc[:, [c for c in out.columns if not (out[c].dtype == object and (out[c].astype(str).str.strip()
+                                                                                == "").all())]]
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].fillna("")
+
+    def words(c: str) -> str:
+        if c.startswith("paper_") and c[6:] in RESULT_WORDS:
+            return f"{RESULT_WORDS[c[6:]]}, published"
+        return RESULT_WORDS.get(c, c)
+    return out.rename(columns=words)
