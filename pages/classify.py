@@ -167,6 +167,8 @@ def batch(results) -> None:
                 kind = app.agreement_words(pred)[0]
                 mark = {"agree": "", "split": " · :orange[**the neighbours are split**]"}.get(
                     kind, " · :orange[**the models disagree**]")
+                if pred.unfamiliar:
+                    mark += " · :orange[**unlike the training paintings**]"
                 st.caption(f"**{md(shown)}**  \nfine-tuned: **{md(pred.finetuned)}** ({pred.probs.max():.0%}) · "
                            f"baseline: **{md(pred.knn)}**{mark}")
     rows = [p.row() if not isinstance(p, str) else {"file": s, "error": p} for s, _, _, p in results]

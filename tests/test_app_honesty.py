@@ -32,6 +32,9 @@ def test_classify_says_the_set_and_flags_a_non_painting(runs_dir, demo_images, m
     upload(at, ("checkerboard.png", checkerboard(), "image/png"))
     assert any("unlike the paintings the models learned from" in str(w.value) for w in at.main.warning)
     assert "shares of its votes, not probabilities" in texts(at)
+    upload(at, (img.name, img.read_bytes(), "image/jpeg"), ("checkerboard.png", checkerboard(), "image/png"))
+    marks = [str(c.value) for c in at.main.caption if "unlike the training paintings" in str(c.value)]
+    assert len(marks) == 1 and "checkerboard" in marks[0]  # the batch marks the one unfamiliar picture
 
 
 def test_misclassifications_draws_the_reliability_diagram(runs_dir, monkeypatch):  # noqa: F811
