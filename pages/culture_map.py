@@ -1,8 +1,6 @@
 """Culture map: how the fine-tuned model arranges the classes (distances, ForceAtlas2 graph, chord diagram of the
 strongest similarities) and every painting (a UMAP map, nearest paintings, degrees of separation)."""
 
-from html import escape as esc
-
 import streamlit as st
 
 from artlab import app
@@ -118,8 +116,8 @@ def paintings_views() -> None:
         if not has_map:
             st.info("This model was trained without a map of its paintings (`artlab train --no-umap`).")
         elif st.toggle("Show the map of all paintings", value=len(table) <= MAX_DEFAULT_MAP, key="show_map"):
-            hover = [f"<b>{esc(r.title or r.id)}</b><br>{esc(r.artist)}{', ' + esc(r.date) if r.date else ''}"
-                     f"<br>{esc(r.label)}" for r in table.itertuples()]
+            hover = [f"<b>{r.title or r.id}</b><br>{r.artist}{', ' + r.date if r.date else ''}<br>{r.label}"
+                     for r in table.itertuples()]  # plotly text: charts.plain escapes what comes from data
             ringed = path or ([chosen] + [i for i in found if i != chosen][:300] if found else [chosen] + near)
             fig = charts.painting_map_figure(table[["x", "y"]].to_numpy(), table["label"], hover,
                                              run.classes, highlight=ringed, connect=bool(path))

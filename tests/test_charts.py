@@ -149,3 +149,21 @@ def test_figures_from_a_real_run(culture_run):
 def test_class_colours_are_stable():
     first = charts.class_colors(["a", "b", "c"])
     assert first == charts.class_colors(["a", "b", "c"]) and len(set(first.values())) == 3
+
+
+def test_data_reaches_plotly_as_text_not_markup():
+    """Plotly reads a subset of HTML in labels and hovers: a class name or a title from data must not become a link
+    or a style (issue 25, defect 3); the charts' own line breaks and bold stay markup."""
+    from artlab.report import charts
+    crafted = '<a href="http://127.0.0.1:9/x">click</a>'
+    fig = charts.confusion_figure([[1, 0], [0, 1]], [crafted, "portrait"], title="run <span style='x'>")
+    heat = fig.data[0]
+    assert list(heat.x)[0] == "&lt;a href=\"http://127.0.0.1:9/x\"&gt;click&lt;/a&gt;"
+    assert all("<a" not in h for row in heat.hovertext for h in row)
+    assert fig.data[1].customdata[0][0] == crafted  # a clicked cell still names the class itself
+    assert "<span" not in fig.layout.title.text
+    coords = np.zeros((2, 2))
+    fig = charts.painting_map_figure(coords, ["portrait", "portrait"], ["<b>A &amp; B</b><br><img src=x>", "t"],
+                                     ["portrait"])
+    shown = " ".join(str(t) for tr in fig.data for t in (tr.hovertext or ()))
+    assert "<b>A &amp;amp; B</b><br>&lt;img src=x&gt;" in shown

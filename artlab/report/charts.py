@@ -24,8 +24,42 @@ def class_colors(classes: Sequence[str]) -> dict[str, str]:
     return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(classes)}
 
 
+def plain(text):
+    """A string shown by plotly, as text: plotly reads a subset of HTML in labels and hovers (``<a href>`` would be a
+    link, ``<span style>`` a style), so a class name, a title or an artist from data has its ``<`` and ``>`` written as
+    entities (plotly shows them as the characters). The line breaks and bold the charts write themselves are kept."""
+    if not isinstance(text, str):
+        return text
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for tag in ("br", "b", "/b"):  # the only markup the charts and pages write themselves
+        text = text.replace(f"&lt;{tag}&gt;", f"<{tag}>")
+    return text
+
+
+def _plain_texts(fig: go.Figure) -> None:
+    """Every label a figure shows goes through ``plain``: the traces' texts, hovers, names and category values,
+    the annotations and the title (data reach them: class names, painting titles, run names)."""
+    def each(value):
+        if isinstance(value, str):
+            return plain(value)
+        if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype.kind in "OU"):
+            return [each(v) for v in value]
+        return value
+
+    for trace in fig.data:
+        for key in ("text", "hovertext", "name", "x", "y", "labels"):
+            value = getattr(trace, key, None) if key in trace else None
+            if value is not None:
+                trace[key] = each(value)
+    for note in fig.layout.annotations or ():
+        note.text = plain(note.text)
+    if fig.layout.title and fig.layout.title.text:
+        fig.layout.title.text = plain(fig.layout.title.text)
+
+
 def _layout(fig: go.Figure, title: str = "", height: int | None = None, **kw) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), font=FONT, margin=MARGIN,
+    _plain_texts(fig)
+    fig.update_layout(title=dict(text=plain(title), x=0, xanchor="left"), font=FONT, margin=MARGIN,
                       plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)", **kw)
     if height:
         fig.update_layout(height=height)
