@@ -107,6 +107,10 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
             else:
                 st.caption(f"Warm colours: {words}. The models look at the central square of the painting; the "
                            "dimmed margins were not seen." if cams[model]["crop"] < 1 else f"Warm colours: {words}.")
+    stem = f"{run.name}_{Path(name).stem}"
+    app.run_safely(app.cam_pair_downloads, name, data, cams,
+                   ("the painting", f"fine-tuned: {pred.finetuned}", f"kNN baseline: {pred.knn}"), f"{stem}_cams",
+                   f"dl_cams_{key}", what="offering the heat maps")
     if st.toggle("Also show the feature maps", key=f"fmap_{key}",
                  help="The sum of all the model's internal detectors at its last layer, without reference to any "
                       "class: where the network 'sees' most, whatever it makes of it."):
@@ -125,6 +129,10 @@ def explanations(name: str, data: bytes, pred, key: str) -> None:
                                           what="drawing the feature map")
                 with col:
                     app.show_image(img, max_height=560, caption=f"Feature map, {words}")
+        if maps:
+            app.run_safely(app.cam_pair_downloads, name, data, maps,
+                           ("the painting", "feature map, fine-tuned model", "feature map, baseline"),
+                           f"{stem}_feature_maps", f"dl_fmaps_{key}", what="offering the feature maps")
 
 
 def detail(shown: str, name: str, data: bytes, pred, key: str) -> None:

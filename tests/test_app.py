@@ -172,6 +172,10 @@ def test_heat_maps_on_demand(runs_dir, demo_images, monkeypatch):
     at.toggle(key=next(t.key for t in at.toggle if t.key.startswith("fmap_"))).set_value(True).run()
     assert_clean(at)
     assert len(at.image) == before + 4 and not at.error
+    offered = " ".join(str(b.proto.label) for b in at.get("download_button"))
+    assert "dl_cams_" in " ".join(str(b.proto.id) for b in at.get("download_button"))  # the heat maps ...
+    assert "dl_fmaps_" in " ".join(str(b.proto.id) for b in at.get("download_button"))  # ... and feature maps
+    assert "PNG" in offered.upper() and "SVG" in offered.upper()
 
 
 def test_a_sample_painting(runs_dir, monkeypatch):
