@@ -333,3 +333,28 @@ def test_a_near_copy_finding_leaves_out_the_smaller_picture(faulty, audited):
     original = resized.removeprefix("copy-resized-")
     pair = audited.pairs[(audited.pairs["a"] == resized) | (audited.pairs["b"] == resized)]
     assert pair[["a", "b"]].values.tolist() == [[resized, original]]  # the resized copy goes, the original stays
+
+
+@pytest.mark.parametrize("option", [["--folds", "1"], ["--folds", "0"], ["--top", "-1"],
+                                    ["--copy-similarity", "nan"], ["--copy-similarity", "1.5"]])
+def test_audit_options_out_of_range_are_one_line_before_any_work(faulty, tmp_path, capsys, option):
+    from artlab.cli.commands import main
+    out = tmp_path / "audit"
+    assert main(["audit", str(faulty[0]), "--label", "genre", "--out", str(out), *option]) == 2
+    err = capsys.readouterr().err
+    assert option[0] in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # refused before --out was claimed or a feature computed
+
+
+def test_more_folds_than_artists_is_one_line():
+    import pandas as pd
+    from artlab.errors import ConfigError
+    from artlab.train.selection import artist_folds
+    with pytest.raises(ConfigError, match="need at least 5 artists"):
+        artist_folds(np.array([0, 1, 0, 1]), pd.Series(["A", "B", "A", "B"]), 5, seed=0)
+
+
+def test_predict_refuses_an_empty_path(tmp_path, capsys):
+    from artlab.cli.commands import main
+    assert main(["predict", "checkpoints/demo-genre", "", "--csv", str(tmp_path / "p.csv")]) == 2
+    assert "empty image path" in capsys.readouterr().err and not (tmp_path / "p.csv").exists()

@@ -109,7 +109,7 @@ def test_an_experiment_folder_gives_its_table_and_each_runs_figures(tmp_path, ca
                                                                  ["kNN baseline", 0.8666, 0.7]]
     assert (out / "densenet121-partial" / "genre_table1.csv").is_file()
     _check_figure(out / "densenet121-partial", "genre_fig1_training")
-    assert "the run's collection is not reachable" in said and "never-ran: no complete run" in said
+    assert "the run's collection is not at " in said and "never-ran: no complete run" in said
     assert "## `densenet121-partial`" in (out / "captions.md").read_text()
 
 

@@ -52,6 +52,12 @@ def cmd_audit(a) -> int:
     from artlab.collection.contract import read_manifest
     if a.label and a.label not in read_manifest(a.collection).columns:  # said before --out is claimed
         raise ArtlabError(f"{Path(a.collection) / MANIFEST}: no column {a.label!r} to check")
+    if a.folds < 2:
+        raise ArtlabError(f"--folds {a.folds}: the label finder needs at least 2 folds")
+    if a.top < 1:
+        raise ArtlabError(f"--top {a.top}: keep at least 1 finding a ranking")
+    if a.copy_similarity is not None and not -1 < a.copy_similarity <= 1:  # nan fails this too
+        raise ArtlabError(f"--copy-similarity {a.copy_similarity}: a cosine similarity in (-1, 1]")
     sources = {"the collection": a.collection, "the run": a.run}
     out = check_output(a.out, "audit", overwrite=a.overwrite, sources=sources)
     mark_output(out, "audit")  # first: an interrupted audit (its feature cache written) is still artlab's
@@ -61,7 +67,7 @@ def cmd_audit(a) -> int:
         run = Run.open(a.run)
     audit = audit_collection(a.collection, a.label, backbone=a.backbone, cache=out / "features", run=run,
                              n_folds=a.folds, top=a.top, progress=TqdmProgress(),
-                             **({"copy_similarity": a.copy_similarity} if a.copy_similarity else {}))
+                             **({"copy_similarity": a.copy_similarity} if a.copy_similarity is not None else {}))
     write_audit(audit, out, pictures=not a.no_pictures)
     for kind in ("near-copy", "not-a-painting", "label"):
         rows = audit.of(kind)

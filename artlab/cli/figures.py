@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 
@@ -171,9 +172,21 @@ def _genre(run, paintings: _Paintings, w: Writer, seed: int) -> None:
     _genre_cams(run, paintings, w, seed)
 
 
+def _no_collection(run) -> str:
+    """Where the run's collection was looked for, and for the demo collection the command that builds it there."""
+    task = run.card["task"]
+    rel = task.get("collection_relative")
+    where = str((run.path / rel).resolve()) if rel else str(task.get("collection", "?"))
+    if not os.path.relpath(where).startswith(".."):
+        where = os.path.relpath(where)  # inside the working folder, as a user would type it
+    build = (f"; build it with `artlab data demo --out {where}`"
+             if str(task.get("collection_source", "")).startswith("demo") else "")
+    return f"the run's collection is not at {where}{build}"
+
+
 def _genre_cams(run, paintings: _Paintings, w: Writer, seed: int) -> None:
     if run.collection is None:
-        w.skip("GenRe Figs. 4-11: the run's collection is not reachable (its images are needed for Grad-CAM)")
+        w.skip(f"GenRe Figs. 4-11: {_no_collection(run)} (its images are needed for Grad-CAM)")
         return
     from artlab.explain.cams import explain_both, overlay
     pred = run.predictions().sort_values("id", kind="stable")
@@ -249,7 +262,7 @@ def _culture(run, paintings: _Paintings, w: Writer, seed: int) -> None:
 
 def _feature_maps(run, paintings: _Paintings, w: Writer, rng) -> None:
     if run.collection is None:
-        w.skip("culture study Figs. 4-5: the run's collection is not reachable (its images are needed)")
+        w.skip(f"culture study Figs. 4-5: {_no_collection(run)} (its images are needed)")
         return
     from artlab.explain.cams import crop_fraction, feature_map, overlay
     pred = run.predictions().sort_values("id", kind="stable")

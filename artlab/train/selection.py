@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from artlab.collection.contract import read_manifest
+from artlab.errors import ConfigError
 from artlab.io import atomic_savez, atomic_write_json, atomic_write_text
 from artlab.model.backbones import get_backbone
 from artlab.model.classifier import Embedder, Head
@@ -128,9 +129,12 @@ def artist_folds(y: np.ndarray, artists: pd.Series, n_folds: int, seed: int) -> 
     """A fold index a painting, stratified by class, no named artist in two folds (scikit-learn's
     StratifiedGroupKFold, shuffled by ``seed``)."""
     from sklearn.model_selection import StratifiedGroupKFold
-    folds = np.full(len(y), -1)
+    folds, groups = np.full(len(y), -1), artist_groups(artists)
+    if len(set(groups)) < n_folds:
+        raise ConfigError(f"{n_folds} artist-grouped folds need at least {n_folds} artists; these paintings have "
+                          f"{len(set(groups))} (use fewer folds)")
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for f, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y, artist_groups(artists))):
+    for f, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
         folds[test] = f
     return folds
 
