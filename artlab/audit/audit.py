@@ -20,7 +20,7 @@ from artlab.audit.features import collection_features, imagenet_classes
 from artlab.audit.verify import VERIFIED, region_match
 from artlab.collection.contract import labelled, read_manifest
 from artlab.collection.curation import effective
-from artlab.collection.duplicates import UnionFind, copy_pairs, hash_files
+from artlab.collection.duplicates import UnionFind, copy_pairs, group_members, hash_files
 from artlab.errors import CollectionError
 from artlab.progress import Progress
 from artlab.train.selection import artist_folds
@@ -187,11 +187,7 @@ def run_leakage(run, groups: dict[str, str]) -> dict:
     both models' test accuracy on all test paintings and on those without a copy in another split."""
     paintings = run.paintings()
     split = pd.Series(paintings["split"].to_numpy(), index=paintings["id"].astype(str))
-    members: dict[str, list[str]] = {}
-    for pid, g in groups.items():
-        if pid in split.index:
-            members.setdefault(g, []).append(pid)
-    across = {g: sorted(m) for g, m in members.items() if len(set(split[m])) > 1}
+    across = {g: sorted(m) for g, m in group_members(split, groups)[1].items()}
     leaked = {p for m in across.values() for p in m if split[p] == "test"}
     pred = run.predictions()
     clean = ~pred["id"].astype(str).isin(leaked)

@@ -134,14 +134,20 @@ def find_copies(root: str | Path, ids, paths, max_bits: int = PHASH_BITS) -> tup
     return pairs, group_ids(ids, pairs)
 
 
-def leakage(split: pd.Series, groups: dict[str, str], method: str, seconds: float) -> dict:
-    """What a card records: the near-copy groups whose paintings sit in more than one split, and how many
-    paintings they hold (``split`` indexed by id)."""
+def group_members(split: pd.Series, groups: dict[str, str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(every group's members among the split's paintings, the groups among them whose paintings sit in more than
+    one split), for ``split`` indexed by id and ``groups`` mapping an id to its group."""
     members: dict[str, list[str]] = {}
     for pid, g in groups.items():
         if pid in split.index:
             members.setdefault(g, []).append(pid)
-    across = {g: m for g, m in members.items() if len(set(split[m])) > 1}
+    return members, {g: m for g, m in members.items() if len(set(split[m])) > 1}
+
+
+def leakage(split: pd.Series, groups: dict[str, str], method: str, seconds: float) -> dict:
+    """What a card records: the near-copy groups whose paintings sit in more than one split, and how many
+    paintings they hold (``split`` indexed by id)."""
+    members, across = group_members(split, groups)
     test_hit = sorted(p for m in across.values() for p in m if split[p] == "test")
     return {"groups": len([m for m in members.values() if len(m) > 1]), "groups_across_splits": len(across),
             "paintings_affected": sum(len(m) for m in across.values()), "test_paintings_affected": len(test_hit),
